@@ -2,8 +2,16 @@
 //!
 //! - [`ws`]: sans-IO RFC 6455 (handshake, frames, assembly, UTF-8, close rules).
 //! - [`reactor`]: thread-per-core mio workers that own every socket.
+//! - [`hub`]: per-worker delivery groups; frames encoded once, shared by every recipient.
+//! - [`route`]: path → endpoint.
 //! - [`config`]: the server's settings with their defaults.
-
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod config;
+pub mod hub;
+pub mod reactor;
+pub mod route;
 pub mod ws;
+
+pub use config::Config;
+pub use reactor::{Server, ServerHandle};

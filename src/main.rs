@@ -1,1 +1,154 @@
-fn main() {}
+//! The `corecast` binary: flags and environment → [`Config`] → workers; signals → drain.
+//!
+//! `anyhow` is used here only, at the edge.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use corecast::{Config, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// corecast: WebSocket engine and real-time server. Serves /echo and /broadcast.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "CORECAST_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Worker threads (one event loop each). Default: available cores.
+    #[arg(long, env = "CORECAST_WORKERS")]
+    workers: Option<usize>,
+    /// Largest frame payload (bytes; suffixes K, KiB, M, MiB accepted).
+    #[arg(long, env = "CORECAST_MAX_FRAME", default_value = "16MiB", value_parser = parse_size)]
+    max_frame: usize,
+    /// Largest message, all fragments together.
+    #[arg(long, env = "CORECAST_MAX_MESSAGE", default_value = "16MiB", value_parser = parse_size)]
+    max_message: usize,
+    /// Largest HTTP request head (431 above it).
+    #[arg(long, env = "CORECAST_MAX_HEAD", default_value = "8KiB", value_parser = parse_size)]
+    max_head: usize,
+    /// Ping a peer that has been silent this long (e.g. 30s, 500ms).
+    #[arg(long, env = "CORECAST_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    ping_interval: Duration,
+    /// Close a peer that has been silent this long.
+    #[arg(long, env = "CORECAST_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// Close a connection whose upgrade request is incomplete after this long (408).
+    #[arg(long, env = "CORECAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
+    /// Wait this long for the peer's side of a close.
+    #[arg(long, env = "CORECAST_CLOSE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    close_timeout: Duration,
+    /// Close a connection whose pending output made no progress for this long.
+    #[arg(long, env = "CORECAST_WRITE_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    write_stall_timeout: Duration,
+    /// On SIGINT/SIGTERM, wait this long for peers to close.
+    #[arg(long, env = "CORECAST_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Connections the process accepts (503 beyond).
+    #[arg(long, env = "CORECAST_MAX_CONNECTIONS", default_value_t = 1_000_000)]
+    max_connections: usize,
+    /// Bytes queued for one connection before it is evicted as a slow consumer (1008).
+    #[arg(long, env = "CORECAST_SEND_BUFFER_LIMIT", default_value = "1MiB", value_parser = parse_size)]
+    send_buffer_limit: usize,
+    /// listen(2) backlog per worker.
+    #[arg(long, env = "CORECAST_BACKLOG", default_value_t = 1024)]
+    backlog: i32,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("unknown size unit {u:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
+}
+
+impl Args {
+    fn into_config(self) -> Config {
+        let d = Config::default();
+        Config {
+            listen: self.listen,
+            workers: self.workers.unwrap_or(d.workers),
+            max_frame: self.max_frame,
+            max_message: self.max_message,
+            max_head: self.max_head,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+            handshake_timeout: self.handshake_timeout,
+            close_timeout: self.close_timeout,
+            write_stall_timeout: self.write_stall_timeout,
+            drain_timeout: self.drain_timeout,
+            max_connections: self.max_connections,
+            send_buffer_limit: self.send_buffer_limit,
+            backlog: self.backlog,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = Args::parse().into_config();
+
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+    let workers = cfg.workers;
+    // Register signals before the workers start so an early SIGTERM is not lost.
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let server = Server::bind(cfg.clone()).with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = server.local_addr();
+    let handle = server.start().context("starting workers")?;
+    tracing::info!(%addr, workers, "corecast listening");
+    // One machine-readable line on stdout for scripts and tests.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+
+    let first = signals.forever().next();
+    tracing::info!(signal = ?first, "draining");
+    handle.shutdown();
+    // A second signal ends the process at once.
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            std::process::exit(130);
+        }
+    });
+    let stats = handle.stats();
+    handle.join();
+    tracing::info!(?stats, "stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("8k"), Ok(8 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("1x").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

@@ -52,6 +52,9 @@ pub enum HandshakeError {
     /// Origin not allowed by the route's policy (used by the chat layer).
     #[error("origin not allowed")]
     ForbiddenOrigin,
+    /// The request head did not arrive within the handshake timeout (slowloris).
+    #[error("handshake timeout")]
+    Timeout,
     /// The server is at its connection limit.
     #[error("server at connection limit")]
     ServiceUnavailable,
@@ -70,6 +73,7 @@ impl HandshakeError {
             Self::ForbiddenOrigin => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::Timeout => 408,
             Self::UnsupportedVersion => 426,
             Self::HeadTooLarge => 431,
             Self::ServiceUnavailable => 503,
@@ -83,6 +87,7 @@ impl HandshakeError {
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            408 => "Request Timeout",
             426 => "Upgrade Required",
             431 => "Request Header Fields Too Large",
             _ => "Service Unavailable",

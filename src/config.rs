@@ -1,0 +1,179 @@
+//! Server settings with their defaults. No IO: `main` fills this from flags and environment,
+//! tests build it directly, and [`Config::validate`] rejects combinations that cannot work.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything a running server needs to know. Every field has a default that serves
+/// `/echo` and `/broadcast` safely on loopback.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address every worker listens on (SO_REUSEPORT). Default: 127.0.0.1:8080.
+    pub listen: SocketAddr,
+    /// Worker threads, one event loop each. Default: available cores.
+    pub workers: usize,
+    /// Largest payload of one frame, bytes. Default: 16 MiB.
+    pub max_frame: usize,
+    /// Largest message (all fragments), bytes. Default: 16 MiB.
+    pub max_message: usize,
+    /// Largest HTTP request head, bytes; larger heads get 431. Default: 8 KiB.
+    pub max_head: usize,
+    /// Send a ping after this long without traffic from the peer. Default: 30 s.
+    pub ping_interval: Duration,
+    /// Close a connection that sent nothing (not even a pong) for this long. Default: 60 s.
+    pub idle_timeout: Duration,
+    /// Close a connection whose upgrade request is not complete after this long. Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// Wait this long for the peer's close frame / FIN after ours. Default: 5 s.
+    pub close_timeout: Duration,
+    /// Close a connection whose pending output made no progress for this long. Default: 30 s.
+    pub write_stall_timeout: Duration,
+    /// On SIGINT/SIGTERM, wait this long for peers to finish the close handshake. Default: 10 s.
+    pub drain_timeout: Duration,
+    /// Connections the whole process accepts; more get 503. Default: 1,000,000.
+    pub max_connections: usize,
+    /// Bytes queued for one connection beyond which it is evicted as a slow consumer (1008).
+    /// A single message is always accepted into an queue that is below the limit, so the
+    /// worst case is this plus one message. Default: 1 MiB.
+    pub send_buffer_limit: usize,
+    /// listen(2) backlog per worker. Default: 1024.
+    pub backlog: i32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_frame: 16 << 20,
+            max_message: 16 << 20,
+            max_head: crate::ws::handshake::DEFAULT_MAX_HEAD,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            write_stall_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+            max_connections: 1_000_000,
+            send_buffer_limit: 1 << 20,
+            backlog: 1024,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Zero workers.
+    #[error("workers must be at least 1")]
+    NoWorkers,
+    /// A size that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroSize(&'static str),
+    /// max_frame larger than max_message.
+    #[error("max frame size ({0}) exceeds max message size ({1})")]
+    FrameOverMessage(usize, usize),
+    /// idle timeout not longer than the ping interval: peers would be closed before a ping.
+    #[error("idle timeout must be longer than the ping interval")]
+    IdleBeforePing,
+    /// A timeout of zero or beyond what the millisecond timer can hold (24 days).
+    #[error("{0} must be between 1 ms and 24 days")]
+    BadTimeout(&'static str),
+}
+
+/// Longest timeout the worker clock represents (wrapping u32 milliseconds, half range).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
+
+impl Config {
+    /// Checks the settings; the server refuses to start on an error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::NoWorkers);
+        }
+        for (name, v) in [
+            ("max frame size", self.max_frame),
+            ("max message size", self.max_message),
+            ("max head size", self.max_head),
+            ("max connections", self.max_connections),
+            ("send buffer limit", self.send_buffer_limit),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::ZeroSize(name));
+            }
+        }
+        if self.max_frame > self.max_message {
+            return Err(ConfigError::FrameOverMessage(
+                self.max_frame,
+                self.max_message,
+            ));
+        }
+        for (name, t) in [
+            ("ping interval", self.ping_interval),
+            ("idle timeout", self.idle_timeout),
+            ("handshake timeout", self.handshake_timeout),
+            ("close timeout", self.close_timeout),
+            ("write stall timeout", self.write_stall_timeout),
+            ("drain timeout", self.drain_timeout),
+        ] {
+            if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
+                return Err(ConfigError::BadTimeout(name));
+            }
+        }
+        if self.idle_timeout <= self.ping_interval {
+            return Err(ConfigError::IdleBeforePing);
+        }
+        Ok(())
+    }
+
+    /// How often each worker sweeps its connections for timeouts: a quarter of the shortest
+    /// timeout, between 10 ms and 1 s.
+    pub fn sweep_interval(&self) -> Duration {
+        let shortest = [
+            self.ping_interval,
+            self.idle_timeout,
+            self.handshake_timeout,
+            self.close_timeout,
+            self.write_stall_timeout,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Config::default().sweep_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn rejects_bad_combinations() {
+        let c = Config {
+            workers: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::NoWorkers));
+        let c = Config {
+            max_frame: 10,
+            max_message: 5,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::FrameOverMessage(10, 5)));
+        let c = Config {
+            idle_timeout: Duration::from_secs(1),
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::IdleBeforePing));
+        let c = Config {
+            close_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::BadTimeout("close timeout")));
+    }
+}
