@@ -15,6 +15,8 @@ const MAX_KEPT_CAPACITY: usize = 256 << 10;
 #[derive(Debug)]
 pub(crate) struct BufPool {
     bufs: Vec<Vec<u8>>,
+    // Boxed because connections hold `Option<Box<OutQueue>>` (8 bytes while idle).
+    #[allow(clippy::vec_box)]
     queues: Vec<Box<OutQueue>>,
     /// Most free items kept per list; more are freed.
     max_free: usize,
