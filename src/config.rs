@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::ws::deflate::CompressionMode;
+
 /// Everything a running server needs to know. Every field has a default that serves
 /// `/echo` and `/broadcast` safely on loopback.
 #[derive(Debug, Clone)]
@@ -38,6 +40,12 @@ pub struct Config {
     pub send_buffer_limit: usize,
     /// listen(2) backlog per worker. Default: 1024.
     pub backlog: i32,
+    /// permessage-deflate memory policy. Default: shared.
+    pub compression: CompressionMode,
+    /// Deflate level 0-9. Default: 1 (fastest; text still shrinks several-fold).
+    pub compression_level: u8,
+    /// Messages shorter than this are sent uncompressed. Default: 128 bytes.
+    pub compression_min_size: usize,
 }
 
 impl Default for Config {
@@ -57,6 +65,9 @@ impl Default for Config {
             max_connections: 1_000_000,
             send_buffer_limit: 1 << 20,
             backlog: 1024,
+            compression: CompressionMode::Shared,
+            compression_level: 1,
+            compression_min_size: 128,
         }
     }
 }
@@ -76,6 +87,9 @@ pub enum ConfigError {
     /// idle timeout not longer than the ping interval: peers would be closed before a ping.
     #[error("idle timeout must be longer than the ping interval")]
     IdleBeforePing,
+    /// Deflate level above 9.
+    #[error("compression level must be 0-9, got {0}")]
+    CompressionLevel(u8),
     /// A timeout of zero or beyond what the millisecond timer can hold (24 days).
     #[error("{0} must be between 1 ms and 24 days")]
     BadTimeout(&'static str),
@@ -118,6 +132,9 @@ impl Config {
             if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
                 return Err(ConfigError::BadTimeout(name));
             }
+        }
+        if self.compression_level > 9 {
+            return Err(ConfigError::CompressionLevel(self.compression_level));
         }
         if self.idle_timeout <= self.ping_interval {
             return Err(ConfigError::IdleBeforePing);

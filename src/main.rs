@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use corecast::ws::deflate::CompressionMode;
 use corecast::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -58,6 +59,25 @@ struct Args {
     /// listen(2) backlog per worker.
     #[arg(long, env = "CORECAST_BACKLOG", default_value_t = 1024)]
     backlog: i32,
+    /// permessage-deflate: off, shared (no server context takeover, one compressor per
+    /// worker; default) or dedicated (per-connection compressor with context takeover).
+    #[arg(long, env = "CORECAST_COMPRESSION", default_value = "shared", value_parser = parse_mode)]
+    compression: CompressionMode,
+    /// Deflate level 0-9.
+    #[arg(long, env = "CORECAST_COMPRESSION_LEVEL", default_value_t = 1)]
+    compression_level: u8,
+    /// Messages shorter than this are sent uncompressed.
+    #[arg(long, env = "CORECAST_COMPRESSION_MIN_SIZE", default_value = "128", value_parser = parse_size)]
+    compression_min_size: usize,
+}
+
+fn parse_mode(s: &str) -> Result<CompressionMode, String> {
+    match s {
+        "off" => Ok(CompressionMode::Off),
+        "shared" => Ok(CompressionMode::Shared),
+        "dedicated" => Ok(CompressionMode::Dedicated),
+        _ => Err(format!("expected off, shared or dedicated, got {s:?}")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -94,6 +114,9 @@ impl Args {
             max_connections: self.max_connections,
             send_buffer_limit: self.send_buffer_limit,
             backlog: self.backlog,
+            compression: self.compression,
+            compression_level: self.compression_level,
+            compression_min_size: self.compression_min_size,
         }
     }
 }

@@ -6,6 +6,7 @@
 use mio::net::TcpStream;
 
 use super::clock::Millis;
+use super::compress::ConnDeflate;
 use super::outq::OutQueue;
 use crate::hub::Slot;
 use crate::route::Route;
@@ -56,6 +57,8 @@ pub(crate) struct Conn {
     pub(crate) input: Option<Vec<u8>>,
     /// Pending output; `None` when everything is written.
     pub(crate) out: Option<Box<OutQueue>>,
+    /// permessage-deflate state, when negotiated.
+    pub(crate) deflate: Option<Box<ConnDeflate>>,
 }
 
 impl Conn {
@@ -75,6 +78,7 @@ impl Conn {
             asm: Assembler::default(),
             input: None,
             out: None,
+            deflate: None,
         }
     }
 

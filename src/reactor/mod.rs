@@ -8,6 +8,7 @@
 
 mod accept;
 mod clock;
+mod compress;
 mod conn;
 mod outq;
 mod pool;

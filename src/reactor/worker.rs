@@ -24,14 +24,17 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use super::clock::{elapsed, millis, reached, Clock, Millis};
+use super::compress::{ConnDeflate, WorkerDeflate};
 use super::conn::{Conn, Phase};
 use super::pool::BufPool;
 use super::stats::{self, WorkerStats};
 use crate::config::Config;
 use crate::hub::{Hub, SharedFrame, WorkerMsg};
 use crate::route::{Route, Router};
+use crate::ws::assemble::DataKind;
 use crate::ws::close::encode_close_payload;
-use crate::ws::frame::{encode_frame, FrameHeader};
+use crate::ws::deflate;
+use crate::ws::frame::{encode_frame, FrameHeader, HeaderStatus, RSV1};
 use crate::ws::handshake::{parse_head, write_accept, write_reject};
 use crate::ws::{CloseCode, Event, HandshakeError, HeaderRules, MessageLimits, OpCode};
 
@@ -60,6 +63,8 @@ pub(crate) struct Peer {
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     msg: MessageLimits,
+    /// Same with RSV1 allowed (connections that negotiated permessage-deflate).
+    msg_deflate: MessageLimits,
     max_head: usize,
     send_buffer_limit: usize,
     ping_interval: Millis,
@@ -74,15 +79,19 @@ struct Limits {
 
 impl Limits {
     fn new(cfg: &Config) -> Self {
-        Self {
-            msg: MessageLimits {
-                header: HeaderRules {
-                    require_mask: true,
-                    allowed_rsv: 0,
-                    max_frame: cfg.max_frame as u64,
-                },
-                max_message: cfg.max_message,
+        let msg = MessageLimits {
+            header: HeaderRules {
+                require_mask: true,
+                allowed_rsv: 0,
+                max_frame: cfg.max_frame as u64,
             },
+            max_message: cfg.max_message,
+        };
+        let mut msg_deflate = msg;
+        msg_deflate.header.allowed_rsv = RSV1;
+        Self {
+            msg,
+            msg_deflate,
             max_head: cfg.max_head,
             send_buffer_limit: cfg.send_buffer_limit,
             ping_interval: millis(cfg.ping_interval),
@@ -113,6 +122,10 @@ struct Ctx {
     stats: Arc<WorkerStats>,
     /// Open connections of the whole process (for `max_connections`).
     total_conns: Arc<AtomicUsize>,
+    /// Compression settings and shared compressors.
+    deflate: WorkerDeflate,
+    /// Scratch for inflated messages.
+    inflated: Vec<u8>,
 }
 
 /// What to do with a connection after an event borrowed from it is gone.
@@ -122,6 +135,7 @@ enum After {
     Evict,
     ReplyClose(Option<CloseCode>),
     PeerClosed,
+    Fail(CloseCode, &'static str),
 }
 
 pub(crate) struct Worker {
@@ -181,6 +195,12 @@ impl Worker {
                 closed: Vec::new(),
                 stats,
                 total_conns,
+                deflate: WorkerDeflate::new(
+                    cfg.compression,
+                    cfg.compression_level,
+                    cfg.compression_min_size,
+                ),
+                inflated: Vec::new(),
             },
             clock,
             inbox,
@@ -411,24 +431,75 @@ impl Worker {
             return;
         }
         let frames = std::mem::take(&mut self.fanout);
+        for frame in &frames {
+            self.fan_out_one(frame);
+        }
+        self.fanout = frames;
+        self.fanout.clear();
+    }
+
+    /// Queues one frame to every local broadcast member: the plain bytes to connections
+    /// without compression, one shared compressed frame per window size to shared-mode
+    /// connections, a per-connection compression only to dedicated-mode ones.
+    fn fan_out_one(&mut self, frame: &SharedFrame) {
+        let plain_rules = HeaderRules {
+            require_mask: false,
+            allowed_rsv: 0,
+            max_frame: u64::MAX >> 1,
+        };
+        let (kind, header_len) = match FrameHeader::decode(frame, &plain_rules) {
+            Ok(HeaderStatus::Complete { header, header_len }) => (
+                if header.opcode == OpCode::Binary {
+                    DataKind::Binary
+                } else {
+                    DataKind::Text
+                },
+                header_len,
+            ),
+            _ => return, // frames are built by publishers in this crate; never malformed
+        };
+        let payload = &frame[header_len..];
+        // Compressed variants by window bits, made on first use.
+        let mut compressed: [Option<Option<SharedFrame>>; 16] = Default::default();
         for i in 0..self.ctx.hub.broadcast.len() {
             let key = self.ctx.hub.broadcast.members()[i];
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            for frame in &frames {
-                if conn.phase != Phase::Open {
-                    break;
+            if conn.phase != Phase::Open {
+                continue;
+            }
+            if conn.pending_out() > self.ctx.limits.send_buffer_limit {
+                self.ctx.evict(key, conn);
+                continue;
+            }
+            let ctx = &mut self.ctx;
+            match conn.deflate.as_deref() {
+                None => ctx.queue(key, conn).push_shared(frame.clone()),
+                Some(cd) if cd.is_shared() => {
+                    let bits = cd.params.server_max_window_bits.clamp(8, 15);
+                    let variant = compressed[usize::from(bits)]
+                        .get_or_insert_with(|| {
+                            ctx.deflate
+                                .shared_frame(bits, kind, payload)
+                                .map(SharedFrame::from)
+                        })
+                        .clone();
+                    ctx.queue(key, conn)
+                        .push_shared(variant.unwrap_or_else(|| frame.clone()));
                 }
-                if conn.pending_out() > self.ctx.limits.send_buffer_limit {
-                    self.ctx.evict(key, conn);
-                    break;
+                Some(_) => {
+                    if conn.out.is_none() {
+                        conn.out_progress = ctx.now;
+                    }
+                    ctx.mark_dirty(key, conn);
+                    let q = conn.out.get_or_insert_with(|| ctx.pool.get_queue());
+                    let wd = &mut ctx.deflate;
+                    let cd = conn.deflate.as_deref_mut();
+                    q.push_owned(&mut ctx.pool, |v| wd.encode_message(cd, kind, payload, v));
                 }
-                self.ctx.queue(key, conn).push_shared(frame.clone());
             }
         }
-        self.fanout = frames;
-        self.fanout.clear();
     }
 
     fn flush_dirty(&mut self) {
@@ -543,7 +614,12 @@ impl Ctx {
             }
         }
         while pos < data.len() && matches!(conn.phase, Phase::Open | Phase::Closing) {
-            let decoded = match conn.asm.handle_bytes(&mut data[pos..], &self.limits.msg) {
+            let limits = if conn.deflate.is_some() {
+                &self.limits.msg_deflate
+            } else {
+                &self.limits.msg
+            };
+            let decoded = match conn.asm.handle_bytes(&mut data[pos..], limits) {
                 Ok(d) => d,
                 Err(e) => {
                     stats::add(&self.stats.protocol_errors, 1);
@@ -556,37 +632,66 @@ impl Ctx {
             let after = match decoded.event {
                 None if consumed == 0 => break,
                 None => After::Nothing,
-                Some(Event::Message { kind, payload, .. }) => {
+                Some(Event::Message {
+                    kind,
+                    payload,
+                    compressed,
+                }) => {
                     stats::add(&self.stats.messages_in, 1);
                     if conn.phase != Phase::Open {
                         After::Nothing // after our close, data is discarded
+                    } else if !compressed {
+                        self.dispatch(
+                            conn.route,
+                            &mut conn.out,
+                            &mut conn.out_progress,
+                            conn.deflate.as_deref_mut(),
+                            kind,
+                            payload,
+                        )
                     } else {
-                        match conn.route {
-                            Route::Echo => {
-                                if conn.out.as_ref().map_or(0, |q| q.len())
-                                    > self.limits.send_buffer_limit
+                        let mut inflated = std::mem::take(&mut self.inflated);
+                        let after = match conn.deflate.as_deref_mut() {
+                            // RSV1 is only accepted from connections that negotiated deflate.
+                            None => After::Fail(CloseCode::PROTOCOL, "unexpected rsv1"),
+                            Some(cd) => match self.deflate.inflate(
+                                cd,
+                                payload,
+                                &mut inflated,
+                                self.limits.msg.max_message,
+                            ) {
+                                Err(e) => After::Fail(
+                                    e.close_code(),
+                                    if e.close_code() == CloseCode::TOO_BIG {
+                                        "message too big"
+                                    } else {
+                                        "invalid compressed data"
+                                    },
+                                ),
+                                Ok(())
+                                    if kind == DataKind::Text
+                                        && std::str::from_utf8(&inflated).is_err() =>
                                 {
-                                    After::Evict
-                                } else {
-                                    if conn.out.is_none() {
-                                        conn.out_progress = self.now;
-                                    }
-                                    let q = conn.out.get_or_insert_with(|| self.pool.get_queue());
-                                    q.push_owned(&mut self.pool, |v| {
-                                        encode_frame(v, kind.opcode(), 0, payload)
-                                    });
-                                    After::Dirty
+                                    After::Fail(
+                                        CloseCode::INVALID_PAYLOAD,
+                                        "invalid utf-8 in text message",
+                                    )
                                 }
-                            }
-                            Route::Broadcast => {
-                                let mut frame = Vec::with_capacity(
-                                    FrameHeader::encoded_len(payload.len(), false) + payload.len(),
-                                );
-                                encode_frame(&mut frame, kind.opcode(), 0, payload);
-                                self.hub.publish(SharedFrame::from(frame));
-                                After::Nothing
-                            }
+                                Ok(()) => self.dispatch(
+                                    conn.route,
+                                    &mut conn.out,
+                                    &mut conn.out_progress,
+                                    conn.deflate.as_deref_mut(),
+                                    kind,
+                                    &inflated,
+                                ),
+                            },
+                        };
+                        if inflated.capacity() > 1 << 20 {
+                            inflated = Vec::new(); // keep no big buffer around
                         }
+                        self.inflated = inflated;
+                        after
                     }
                 }
                 Some(Event::Ping(p)) => {
@@ -632,9 +737,51 @@ impl Ctx {
                     self.linger(conn);
                     return data.len();
                 }
+                After::Fail(code, reason) => {
+                    stats::add(&self.stats.protocol_errors, 1);
+                    self.fail(key, conn, code, reason);
+                    return data.len();
+                }
             }
         }
         pos
+    }
+
+    /// Sends a received message where its endpoint says.
+    fn dispatch(
+        &mut self,
+        route: Route,
+        out: &mut Option<Box<super::outq::OutQueue>>,
+        out_progress: &mut Millis,
+        deflate: Option<&mut ConnDeflate>,
+        kind: DataKind,
+        payload: &[u8],
+    ) -> After {
+        match route {
+            Route::Echo => {
+                if out.as_ref().map_or(0, |q| q.len()) > self.limits.send_buffer_limit {
+                    return After::Evict;
+                }
+                if out.is_none() {
+                    *out_progress = self.now;
+                }
+                let q = out.get_or_insert_with(|| self.pool.get_queue());
+                let wd = &mut self.deflate;
+                q.push_owned(&mut self.pool, |v| {
+                    wd.encode_message(deflate, kind, payload, v)
+                });
+                After::Dirty
+            }
+            Route::Broadcast => {
+                // Encoded once, plain; compressed variants are made once per worker in fan-out.
+                let mut frame = Vec::with_capacity(
+                    FrameHeader::encoded_len(payload.len(), false) + payload.len(),
+                );
+                encode_frame(&mut frame, kind.opcode(), 0, payload);
+                self.hub.publish(SharedFrame::from(frame));
+                After::Nothing
+            }
+        }
     }
 
     /// Parses the upgrade request. `Some(n)`: `n` bytes of head used (the phase says whether
@@ -662,8 +809,11 @@ impl Ctx {
                 return None;
             }
         };
+        let negotiated = deflate::negotiate(head.extensions(), self.deflate.mode);
+        let ext = negotiated.as_ref().map(|(_, r)| r.as_str());
         let q = conn.out.get_or_insert_with(|| self.pool.get_queue());
-        q.push_owned(&mut self.pool, |v| write_accept(v, &upgrade, None, None));
+        q.push_owned(&mut self.pool, |v| write_accept(v, &upgrade, None, ext));
+        conn.deflate = negotiated.map(|(p, _)| Box::new(ConnDeflate::new(p)));
         conn.out_progress = self.now;
         conn.phase = Phase::Open;
         conn.route = route;

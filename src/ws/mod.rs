@@ -6,6 +6,7 @@
 
 pub mod assemble;
 pub mod close;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
