@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/seeds/<target>/ (run from fuzz/: `python3 make_seeds.py`).
+
+Each file follows its target's input layout (see the //! comment of fuzz_targets/<target>.rs):
+a few configuration and split bytes, then the bytes a peer sends.
+"""
+import os
+import struct
+
+KEY = b"\x37\xfa\x21\x3d"
+
+
+def frame(op, payload, fin=True, key=KEY, rsv=0, masked=True, lenfield=None):
+    b0 = (0x80 if fin else 0) | (rsv << 4) | op
+    n = len(payload) if lenfield is None else lenfield
+    mb = 0x80 if masked else 0
+    if n < 126:
+        h = bytes([b0, mb | n])
+    elif n < 65536:
+        h = bytes([b0, mb | 126]) + struct.pack(">H", n)
+    else:
+        h = bytes([b0, mb | 127]) + struct.pack(">Q", n)
+    if masked:
+        h += key
+        payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+    return h + payload
+
+
+def write(target, name, data):
+    os.makedirs(f"seeds/{target}", exist_ok=True)
+    with open(f"seeds/{target}/{name}", "wb") as f:
+        f.write(data)
+
+
+def fr(name, cfg, sizes, stream):
+    write("frames", name, bytes([cfg, len(sizes)] + sizes) + stream)
+
+
+def hs(name, cfg, splits, req):
+    write("handshake", name, bytes([cfg, len(splits)]) + b"".join(struct.pack("<H", s) for s in splits) + req)
+
+
+def u8(name, sizes, text):
+    write("utf8", name, bytes([len(sizes)] + sizes) + text)
+
+
+HE = "hé".encode()
+fr("rfc-masked-hello", 0, [], frame(1, b"Hello"))
+fr("fragmented-text-with-ping", 0, [2, 5],
+   frame(1, HE[:2], fin=False) + frame(9, b"p") + frame(0, HE[2:], fin=False) + frame(10, b"") + frame(0, b"llo"))
+fr("close-1000-bye", 0, [3], frame(8, struct.pack(">H", 1000) + b"bye"))
+fr("binary-200-16bit-len", 0, [7, 64, 1], frame(2, bytes(range(200))))
+fr("text-then-binary-then-close", 0x08, [1, 13], frame(1, "κόσμε".encode()) + frame(2, b"\x00\xff") + frame(8, b""))
+fr("invalid-unmasked", 0, [], frame(1, b"Hello", masked=False))
+fr("invalid-utf8-mid-frame", 0, [4], frame(1, b"abc\xffdef"))
+fr("invalid-close-code-1005", 0, [], frame(8, struct.pack(">H", 1005)))
+fr("invalid-continuation-first", 0, [], frame(0, b"x"))
+fr("rsv1-compressed-fragments", 0, [5], frame(1, b"\xff\x00", fin=False, rsv=4) + frame(0, b"\x01", fin=True))
+fr("client-side-unmasked", 0x20, [2], frame(1, b"Hello", masked=False) + frame(9, b"", masked=False))
+fr("too-big-64bit-len", 0, [], frame(2, b"", lenfield=1 << 40)[:14])
+fr("message-too-big-fragments", 0x05, [],
+   frame(2, bytes(40), fin=False) + frame(0, bytes(40), fin=False) + frame(0, bytes(40)))
+fr("partial-frame-at-end", 0, [1], frame(1, b"Hello") + frame(1, b"wor")[:-1])
+
+RFC = (b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+       b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n"
+       b"Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n")
+BROWSER = (b"GET /ws?room=lobby HTTP/1.1\r\nHost: localhost:8080\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
+           b"Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+           b"(KHTML, like Gecko) Chrome/124.0 Safari/537.36\r\n"
+           b"Upgrade: websocket\r\nOrigin: http://localhost:8080\r\nSec-WebSocket-Version: 13\r\n"
+           b"Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n"
+           b"Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+           b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+hs("rfc-request", 0, [], RFC)
+hs("rfc-request-split", 0, [1, 20, 150], RFC)
+hs("browser-request", 0, [100], BROWSER)
+hs("request-with-frame-after", 0, [], RFC + bytes([0x81, 0x80, 1, 2, 3, 4]))
+hs("post", 0, [], RFC.replace(b"GET", b"POST"))
+hs("http10", 0, [], RFC.replace(b"HTTP/1.1", b"HTTP/1.0"))
+hs("version-8", 0, [], RFC.replace(b"Version: 13", b"Version: 8"))
+hs("bad-key", 0, [], RFC.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"dGhlIHNhbXBsZQ=="))
+hs("no-upgrade", 0, [], b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+hs("garbage", 0, [], b"GARBAGE\r\n\r\n")
+hs("small-limit-too-large", 1, [], RFC)
+hs("lf-only", 0, [], RFC.replace(b"\r\n", b"\n"))
+
+u8("greek", [], "κόσμε".encode())
+u8("mixed-split", [1, 2, 3], "Hello-µ@ßöäüàá-UTF-8!! 𝄞 \U0010ffff end".encode())
+u8("surrogate", [1], b"ab\xed\xa0\x80")
+u8("above-max", [2], b"\xf4\x90\x80\x80")
+u8("truncated", [], b"abc\xe2\x82")
+u8("overlong", [0, 1], b"\xc0\xaf")
+u8("lone-continuation", [], b"\x80")
+u8("empty", [], b"")
