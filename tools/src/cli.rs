@@ -1,0 +1,365 @@
+//! Command-line interface: one subcommand per mode plus the options every mode shares. Parsing
+//! and validation only (targets must be loopback); no sockets are opened here.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Load generator for WebSocket servers on this machine: how many sockets can one box hold,
+/// and at what latency? Prints a progress line and a summary to stderr and exactly one JSON
+/// line with every figure to stdout.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "corecast-load", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: ModeArgs,
+
+    /// Internal: run as worker W of N under a coordinating process ("W/N").
+    #[arg(long, hide = true, global = true)]
+    pub worker: Option<WorkerSlot>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ModeArgs {
+    /// C connections each keep D messages of S bytes in flight on an echo endpoint; reports
+    /// msgs/s and round-trip percentiles.
+    Echo(EchoArgs),
+    /// R receivers + K senders on a relay-to-all endpoint; reports deliveries/s, fan-out
+    /// latency, lost / duplicated / out-of-order deliveries.
+    Broadcast(BroadcastArgs),
+    /// Opens C connections (ramped at --rate) and holds them; reports connect rate and, with
+    /// --server-pid, the server's RSS per connection.
+    Idle(IdleArgs),
+    /// Upgrade handshake + close handshake in a loop with N in flight; reports handshakes/s.
+    Connect(ConnectArgs),
+}
+
+/// Options shared by every mode.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Server address(es), comma-separated; connections are spread round-robin. Only
+    /// 127.0.0.0/8 and ::1 are accepted.
+    #[arg(long, short = 't', value_delimiter = ',', required = true)]
+    pub target: Vec<String>,
+
+    /// Request path (default: /echo for echo, /broadcast for broadcast, /echo otherwise).
+    #[arg(long)]
+    pub path: Option<String>,
+
+    /// Length of the measured phase, in seconds.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    pub duration: f64,
+
+    /// New connections per second while ramping up (0 = as fast as --connect-inflight allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+
+    /// Connection attempts (TCP connect + upgrade) in progress at once, over all processes.
+    #[arg(long, default_value_t = 256)]
+    pub connect_inflight: usize,
+
+    /// Seconds allowed for the ramp-up beyond connections/--rate before the test starts with
+    /// whatever is open.
+    #[arg(long, default_value_t = 30.0)]
+    pub connect_timeout: f64,
+
+    /// Client sockets bind to 127.0.0.1 .. 127.0.0.N (IPv4 targets) so that ports never run out.
+    #[arg(long, default_value_t = 16)]
+    pub source_ips: u8,
+
+    /// Worker processes (default: as many as the open-file limit requires).
+    #[arg(long)]
+    pub processes: Option<usize>,
+
+    /// Most connections one worker process holds (default: RLIMIT_NOFILE minus a reserve).
+    #[arg(long)]
+    pub conns_per_process: Option<usize>,
+
+    /// Server process to sample (CPU time and RSS from /proc) for per-CPU-second figures.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Largest server frame accepted, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_frame: u64,
+
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections.
+    #[arg(long, short = 'c', default_value_t = 100)]
+    pub connections: usize,
+    /// Messages in flight per connection.
+    #[arg(long, short = 'D', default_value_t = 1)]
+    pub inflight: usize,
+    /// Payload size in bytes.
+    #[arg(long, short = 's', default_value_t = 32)]
+    pub size: usize,
+    /// Send text frames (the payload is ASCII) instead of binary.
+    #[arg(long)]
+    pub text: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BroadcastArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Receiving connections (senders receive too: every client gets every message).
+    #[arg(long, short = 'r', default_value_t = 1000)]
+    pub receivers: usize,
+    /// Sending connections.
+    #[arg(long, short = 'k', default_value_t = 4)]
+    pub senders: usize,
+    /// Total messages per second over all senders (0 = as fast as --window allows).
+    #[arg(long, default_value_t = 0.0)]
+    pub send_rate: f64,
+    /// Messages per sender not yet relayed back to that sender.
+    #[arg(long, short = 'w', default_value_t = 4)]
+    pub window: usize,
+    /// Payload size in bytes (at least 40: sender id, sequence and timestamp in hex).
+    #[arg(long, short = 's', default_value_t = 64)]
+    pub size: usize,
+    /// Seconds to wait after the last send for deliveries still in flight.
+    #[arg(long, default_value_t = 2.0)]
+    pub drain: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections to open and hold.
+    #[arg(long, short = 'c', default_value_t = 1000)]
+    pub connections: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connection cycles (connect, upgrade, close handshake) in flight.
+    #[arg(long, short = 'n', default_value_t = 64)]
+    pub inflight: usize,
+}
+
+impl ModeArgs {
+    pub fn common(&self) -> &Common {
+        match self {
+            ModeArgs::Echo(a) => &a.common,
+            ModeArgs::Broadcast(a) => &a.common,
+            ModeArgs::Idle(a) => &a.common,
+            ModeArgs::Connect(a) => &a.common,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModeArgs::Echo(_) => "echo",
+            ModeArgs::Broadcast(_) => "broadcast",
+            ModeArgs::Idle(_) => "idle",
+            ModeArgs::Connect(_) => "connect",
+        }
+    }
+
+    /// The request path, with the mode's default.
+    pub fn path(&self) -> String {
+        if let Some(p) = &self.common().path {
+            return p.clone();
+        }
+        match self {
+            ModeArgs::Broadcast(_) => "/broadcast".into(),
+            _ => "/echo".into(),
+        }
+    }
+
+    /// Connections held at once over the whole run (for connect: cycles in flight).
+    pub fn connections(&self) -> usize {
+        match self {
+            ModeArgs::Echo(a) => a.connections,
+            ModeArgs::Broadcast(a) => a.receivers + a.senders,
+            ModeArgs::Idle(a) => a.connections,
+            ModeArgs::Connect(a) => a.inflight,
+        }
+    }
+
+    /// Seconds a run may spend after the measured phase (drain + closing).
+    pub fn tail_secs(&self) -> f64 {
+        let drain = match self {
+            ModeArgs::Broadcast(a) => a.drain,
+            ModeArgs::Echo(_) => 1.0,
+            _ => 0.0,
+        };
+        drain + CLOSE_TIMEOUT.as_secs_f64()
+    }
+
+    /// Checks the numbers before any socket is opened.
+    pub fn validate(&self) -> Result<()> {
+        let c = self.common();
+        if !(c.duration > 0.0 && c.duration <= 24.0 * 3600.0) {
+            bail!("--duration must be in (0, 86400] seconds");
+        }
+        if !(c.rate >= 0.0 && c.rate.is_finite()) {
+            bail!("--rate must be >= 0");
+        }
+        if !(c.connect_timeout > 0.0 && c.connect_timeout <= 3600.0) {
+            bail!("--connect-timeout must be in (0, 3600] seconds");
+        }
+        if c.connect_inflight == 0 || c.source_ips == 0 {
+            bail!("--connect-inflight and --source-ips must be at least 1");
+        }
+        let n = self.connections();
+        if n == 0 || n > MAX_CONNECTIONS {
+            bail!("connection count must be in 1..={MAX_CONNECTIONS}");
+        }
+        let path = self.path();
+        if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            bail!("--path must start with '/' and contain no spaces or control characters");
+        }
+        match self {
+            ModeArgs::Echo(a) => {
+                if a.inflight == 0 || a.inflight > 1 << 16 {
+                    bail!("--inflight must be in 1..=65536");
+                }
+                if a.size > 64 << 20 {
+                    bail!("--size must be at most 64 MiB");
+                }
+            }
+            ModeArgs::Broadcast(a) => {
+                if a.senders == 0 || a.senders > 4096 {
+                    bail!("--senders must be in 1..=4096");
+                }
+                if a.size < crate::modes::broadcast::MIN_PAYLOAD || a.size > 1 << 20 {
+                    bail!(
+                        "--size must be in {}..=1048576 for broadcast",
+                        crate::modes::broadcast::MIN_PAYLOAD
+                    );
+                }
+                if a.window == 0 {
+                    bail!("--window must be at least 1");
+                }
+                if !(a.send_rate >= 0.0 && a.send_rate.is_finite()) {
+                    bail!("--send-rate must be >= 0");
+                }
+                if !(0.0..=600.0).contains(&a.drain) {
+                    bail!("--drain must be in [0, 600] seconds");
+                }
+            }
+            ModeArgs::Idle(_) | ModeArgs::Connect(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Upper bound on connections per run (the tool spreads them over processes).
+pub const MAX_CONNECTIONS: usize = 2_000_000;
+
+/// How long closing handshakes may take at the end of a run.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// "W/N": this process is worker W (0-based) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSlot {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for WorkerSlot {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (w, n) = s.split_once('/').ok_or("expected W/N")?;
+        let index = w.parse().map_err(|_| "bad W")?;
+        let count = n.parse().map_err(|_| "bad N")?;
+        if index >= count {
+            return Err("W must be < N".into());
+        }
+        Ok(WorkerSlot { index, count })
+    }
+}
+
+/// Resolves `--target` values and refuses anything that is not loopback: this tool only ever
+/// sends traffic to the machine it runs on.
+pub fn resolve_targets(raw: &[String]) -> Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for t in raw {
+        let t = t.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let addrs: Vec<SocketAddr> = match t.parse::<SocketAddr>() {
+            Ok(a) => vec![a],
+            Err(_) => t
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve target {t:?} (want IP:PORT)"))?
+                .collect(),
+        };
+        let Some(addr) = addrs.first().copied() else {
+            bail!("target {t:?} resolves to nothing");
+        };
+        if !is_local(addr.ip()) {
+            bail!("target {t} is not a loopback address: only 127.0.0.0/8 and ::1 are allowed");
+        }
+        if addr.port() == 0 {
+            bail!("target {t} has port 0");
+        }
+        out.push(addr);
+    }
+    if out.is_empty() {
+        bail!("no --target given");
+    }
+    Ok(out)
+}
+
+/// 127.0.0.0/8 or ::1.
+pub fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.octets()[0] == 127,
+        IpAddr::V6(v6) => v6.is_loopback(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_pass() {
+        let ok = resolve_targets(&[
+            "127.0.0.1:9001".into(),
+            "127.9.8.7:1".into(),
+            "[::1]:80".into(),
+        ]);
+        assert_eq!(ok.map(|v| v.len()).ok(), Some(3));
+        for bad in [
+            "10.0.0.1:80",
+            "8.8.8.8:53",
+            "[::2]:80",
+            "0.0.0.0:80",
+            "127.0.0.1:0",
+        ] {
+            assert!(resolve_targets(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn worker_slot_parses() {
+        assert_eq!(
+            "2/5".parse::<WorkerSlot>(),
+            Ok(WorkerSlot { index: 2, count: 5 })
+        );
+        assert!("5/5".parse::<WorkerSlot>().is_err());
+        assert!("x".parse::<WorkerSlot>().is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

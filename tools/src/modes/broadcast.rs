@@ -1,0 +1,499 @@
+//! Broadcast mode: R receivers and K senders on an endpoint that relays every message to every
+//! client (sender included). Each text payload starts with the sender id, a per-sender sequence
+//! number and the send time (CLOCK_MONOTONIC ns, comparable across worker processes), all in
+//! fixed-width hex, so every client measures fan-out latency and counts deliveries that are
+//! duplicated or out of order; lost deliveries follow from the merged totals. A sender keeps at
+//! most `window` of its messages unacknowledged (not yet relayed back to itself), and with
+//! `--send-rate` also paces sends.
+
+use super::{RunContext, Summary};
+use crate::cli::BroadcastArgs;
+use crate::conn::{ConnIo, ConnKey};
+use crate::driver::{Conns, DriverConfig, Workload};
+use crate::frame::OP_TEXT;
+use crate::report::{self, latency_json, latency_line, new_hist, record_ns, Merged, WorkerReport};
+use crate::sys::monotonic_ns;
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+/// Header bytes at the start of every payload: 8 hex sender id, 16 hex sequence, 16 hex time.
+pub const MIN_PAYLOAD: usize = 40;
+/// A sender whose window has been full this long writes off its unacknowledged messages
+/// (a server may drop messages for slow clients), in ns.
+const WINDOW_STALL_NS: u64 = 1_000_000_000;
+/// The drain ends this long after the last delivery once all own messages are back, in ns.
+const QUIET_NS: u64 = 500_000_000;
+/// Most (connection x sender) ordering states tracked per worker (16 bytes each).
+const MAX_PAIR_STATES: usize = 64 << 20;
+/// A sender skips a send while this many bytes wait in its outbound queue.
+const MAX_QUEUED_BYTES: usize = 1 << 20;
+/// Tick period for pacing and stall checks, in ns.
+const TICK_NS: u64 = 1_000_000;
+
+/// Ordering state of one (receiving connection, sender) pair.
+#[derive(Debug, Clone, Copy, Default)]
+struct PairState {
+    /// Next sequence expected (one past the highest seen).
+    next: u64,
+    /// Bit i set: sequence `next - 1 - i` was received (a 64-message reorder window).
+    seen: u64,
+}
+
+/// Verdict on one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    InOrder,
+    /// Arrived after a later sequence (first time).
+    Late,
+    Duplicate,
+}
+
+impl PairState {
+    fn observe(&mut self, seq: u64) -> Seen {
+        if seq >= self.next {
+            let shift = seq - self.next + 1;
+            self.seen = if shift >= 64 {
+                1
+            } else {
+                (self.seen << shift) | 1
+            };
+            // A gap is not yet a loss: the missing ones may still come (late).
+            self.next = seq + 1;
+            return Seen::InOrder;
+        }
+        let back = self.next - 1 - seq;
+        if back >= 64 {
+            return Seen::Late; // outside the window: counted late, cannot tell duplicates
+        }
+        let bit = 1u64 << back;
+        if self.seen & bit != 0 {
+            Seen::Duplicate
+        } else {
+            self.seen |= bit;
+            Seen::Late
+        }
+    }
+}
+
+/// A sending connection.
+#[derive(Debug, Clone, Copy)]
+struct Sender {
+    key: ConnKey,
+    id: u32,
+    /// Next sequence number to send.
+    seq: u64,
+    /// One past the highest own sequence relayed back.
+    acked: u64,
+    /// Last time the window moved (ns).
+    moved_ns: u64,
+}
+
+pub struct Broadcast {
+    senders_total: u64,
+    window: u64,
+    /// This worker's share of the total send rate (msgs/s); 0 = window only.
+    rate: f64,
+    payload: Vec<u8>,
+    senders: Vec<Sender>,
+    /// Index into `senders` by connection key (usize::MAX: not a sender).
+    sender_of: Vec<usize>,
+    /// Ordering state per connection key: `senders_total` entries each (empty: not tracked).
+    pairs: Vec<Vec<PairState>>,
+    track_order: bool,
+    running: bool,
+    start_ns: u64,
+    end_ns: u64,
+    next_sender: usize,
+    sent: u64,
+    deliveries: u64,
+    deliveries_total: u64,
+    unique: u64,
+    duplicates: u64,
+    late: u64,
+    foreign: u64,
+    window_resets: u64,
+    /// Sends skipped because the sender's queue was full.
+    backpressured: u64,
+    receivers_at_start: u64,
+    last_delivery_ns: u64,
+    latency: Histogram<u64>,
+}
+
+impl Broadcast {
+    pub fn new(a: &BroadcastArgs, cfg: &DriverConfig) -> Self {
+        let mut payload = vec![b'x'; a.size.max(MIN_PAYLOAD)];
+        payload[..MIN_PAYLOAD].fill(b'0');
+        let k = a.senders as u64;
+        // This worker's senders: global indices below K that it owns.
+        let mine = super::share(k, cfg.slot);
+        Broadcast {
+            senders_total: k,
+            window: a.window as u64,
+            rate: if k > 0 {
+                a.send_rate * mine as f64 / k as f64
+            } else {
+                0.0
+            },
+            payload,
+            senders: Vec::new(),
+            sender_of: Vec::new(),
+            pairs: Vec::new(),
+            track_order: (cfg.conns as usize).saturating_mul(a.senders) <= MAX_PAIR_STATES,
+            running: false,
+            start_ns: 0,
+            end_ns: 0,
+            next_sender: 0,
+            sent: 0,
+            deliveries: 0,
+            deliveries_total: 0,
+            unique: 0,
+            duplicates: 0,
+            late: 0,
+            foreign: 0,
+            window_resets: 0,
+            backpressured: 0,
+            receivers_at_start: 0,
+            last_delivery_ns: 0,
+            latency: new_hist(),
+        }
+    }
+
+    fn can_send(&self, s: &Sender) -> bool {
+        s.seq - s.acked < self.window
+    }
+
+    /// Whether the connection can take another message now (else counts a skipped send).
+    fn has_room(&mut self, io: &ConnIo<'_>) -> bool {
+        let room = io.queued() < MAX_QUEUED_BYTES && !io.is_closing();
+        self.backpressured += u64::from(!room);
+        room
+    }
+
+    /// Sends the next message of sender `i` on `io`.
+    fn send(&mut self, i: usize, io: &mut ConnIo<'_>, now_ns: u64) {
+        let s = &mut self.senders[i];
+        encode_header(&mut self.payload, s.id, s.seq, now_ns);
+        s.seq += 1;
+        io.send(OP_TEXT, &self.payload);
+        self.sent += 1;
+    }
+}
+
+impl Workload for Broadcast {
+    fn on_open(&mut self, io: &mut ConnIo<'_>, now_ns: u64) {
+        let k = io.key.0;
+        if self.sender_of.len() <= k {
+            self.sender_of.resize(k + 1, usize::MAX);
+            self.pairs.resize_with(k + 1, Vec::new);
+        }
+        if self.track_order {
+            self.pairs[k] = vec![PairState::default(); self.senders_total as usize];
+        }
+        if io.global < self.senders_total {
+            self.sender_of[k] = self.senders.len();
+            self.senders.push(Sender {
+                key: io.key,
+                id: io.global as u32,
+                seq: 0,
+                acked: 0,
+                moved_ns: now_ns,
+            });
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        io: &mut ConnIo<'_>,
+        first: bool,
+        _fin: bool,
+        payload: &[u8],
+        now_ns: u64,
+    ) {
+        if !first {
+            return;
+        }
+        let Some((id, seq, ts)) = decode_header(payload) else {
+            self.foreign += 1;
+            return;
+        };
+        self.deliveries_total += 1;
+        self.last_delivery_ns = now_ns;
+        if now_ns <= self.end_ns {
+            self.deliveries += 1;
+        }
+        record_ns(&mut self.latency, now_ns.saturating_sub(ts));
+        let k = io.key.0;
+        match self
+            .pairs
+            .get_mut(k)
+            .and_then(|p| p.get_mut(id as usize))
+            .map(|p| p.observe(seq))
+        {
+            Some(Seen::InOrder) | None => self.unique += 1,
+            Some(Seen::Late) => {
+                self.unique += 1;
+                self.late += 1;
+            }
+            Some(Seen::Duplicate) => self.duplicates += 1,
+        }
+        // Our own message came back: the window moves.
+        let i = self.sender_of.get(k).copied().unwrap_or(usize::MAX);
+        if i < self.senders.len() && self.senders[i].id == id {
+            let s = &mut self.senders[i];
+            if seq + 1 > s.acked {
+                s.acked = seq + 1;
+                s.moved_ns = now_ns;
+            }
+            if self.running && self.rate == 0.0 {
+                while self.can_send(&self.senders[i]) && self.has_room(io) {
+                    self.send(i, io, now_ns);
+                }
+            }
+        }
+    }
+
+    fn on_closed(&mut self, key: ConnKey, _global: u64, _clean: bool, _now_ns: u64) {
+        if let Some(&i) = self.sender_of.get(key.0) {
+            if i < self.senders.len() {
+                // A closed sender stops sending; keep it out of the drain condition.
+                let s = &mut self.senders[i];
+                s.acked = s.seq;
+            }
+        }
+    }
+
+    fn on_start(&mut self, conns: &mut Conns, now_ns: u64, end_ns: u64) {
+        self.running = true;
+        self.start_ns = now_ns;
+        self.end_ns = end_ns;
+        self.receivers_at_start = conns.open();
+        for s in &mut self.senders {
+            s.moved_ns = now_ns;
+        }
+        self.on_tick(conns, now_ns);
+    }
+
+    fn tick_ns(&self) -> Option<u64> {
+        Some(TICK_NS)
+    }
+
+    fn on_tick(&mut self, conns: &mut Conns, now_ns: u64) {
+        if !self.running || self.senders.is_empty() {
+            return;
+        }
+        for s in &mut self.senders {
+            if s.seq - s.acked >= self.window && now_ns.saturating_sub(s.moved_ns) > WINDOW_STALL_NS
+            {
+                s.acked = s.seq;
+                s.moved_ns = now_ns;
+                self.window_resets += 1;
+            }
+        }
+        let n = self.senders.len();
+        if self.rate > 0.0 {
+            let due = ((now_ns - self.start_ns) as f64 / 1e9 * self.rate) as u64 + 1;
+            let mut idle_rounds = 0;
+            while self.sent < due && idle_rounds < n {
+                let i = self.next_sender % n;
+                self.next_sender = self.next_sender.wrapping_add(1);
+                let key = self.senders[i].key;
+                if !self.can_send(&self.senders[i]) {
+                    idle_rounds += 1;
+                    continue;
+                }
+                let Some(mut io) = conns.io(key) else {
+                    idle_rounds += 1;
+                    continue;
+                };
+                if !self.has_room(&io) {
+                    idle_rounds += 1;
+                    continue;
+                }
+                idle_rounds = 0;
+                self.send(i, &mut io, now_ns);
+            }
+        } else {
+            for i in 0..n {
+                let key = self.senders[i].key;
+                if !self.can_send(&self.senders[i]) {
+                    continue;
+                }
+                let Some(mut io) = conns.io(key) else {
+                    continue;
+                };
+                while self.can_send(&self.senders[i]) && self.has_room(&io) {
+                    self.send(i, &mut io, now_ns);
+                }
+            }
+        }
+    }
+
+    fn on_stop(&mut self, _now_ns: u64) {
+        self.running = false;
+    }
+
+    fn is_drained(&self) -> bool {
+        let acked = self.senders.iter().all(|s| s.acked >= s.seq);
+        acked && monotonic_ns().saturating_sub(self.last_delivery_ns) > QUIET_NS
+    }
+
+    fn progress_count(&self) -> u64 {
+        self.deliveries_total
+    }
+
+    fn report(&self, out: &mut WorkerReport) {
+        out.add("sent", self.sent);
+        out.add("deliveries", self.deliveries);
+        out.add("deliveries_total", self.deliveries_total);
+        out.add("unique", self.unique);
+        out.add("duplicates", self.duplicates);
+        out.add("out_of_order", self.late);
+        out.add("foreign", self.foreign);
+        out.add("window_resets", self.window_resets);
+        out.add("backpressured", self.backpressured);
+        out.add("receivers_at_start", self.receivers_at_start);
+        out.add("order_tracked", u64::from(self.track_order));
+        out.put_hist("fanout_us", &self.latency);
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn put_hex(dst: &mut [u8], v: u64) {
+    let n = dst.len();
+    for (i, b) in dst.iter_mut().enumerate() {
+        *b = HEX[((v >> (4 * (n - 1 - i))) & 0xF) as usize];
+    }
+}
+
+fn get_hex(src: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in src {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    Some(v)
+}
+
+/// Writes sender id, sequence and send time into the first `MIN_PAYLOAD` bytes.
+fn encode_header(p: &mut [u8], id: u32, seq: u64, ts_ns: u64) {
+    put_hex(&mut p[0..8], u64::from(id));
+    put_hex(&mut p[8..24], seq);
+    put_hex(&mut p[24..40], ts_ns);
+}
+
+/// (sender id, sequence, send time) from a payload, or None if it is not one of ours.
+fn decode_header(p: &[u8]) -> Option<(u32, u64, u64)> {
+    let h = p.get(..MIN_PAYLOAD)?;
+    Some((
+        get_hex(&h[0..8])? as u32,
+        get_hex(&h[8..24])?,
+        get_hex(&h[24..40])?,
+    ))
+}
+
+pub fn summarize(a: &BroadcastArgs, m: &Merged, ctx: &RunContext) -> Summary {
+    let secs = m.run_secs;
+    let deliveries = m.get("deliveries");
+    let rate = report::per_sec(deliveries, secs);
+    let sent = m.get("sent");
+    let clients = m.get("receivers_at_start");
+    let expected = sent.saturating_mul(clients);
+    let unique = m.get("unique");
+    let lost = expected.saturating_sub(unique);
+    let tracked = m.get("order_tracked") as usize == ctx.processes;
+    let lat = m.hist("fanout_us");
+    let per_cpu = ctx.server.and_then(|s| s.per_cpu_sec(deliveries));
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "broadcast".into(),
+        json!({
+            "receivers": a.receivers,
+            "senders": a.senders,
+            "clients_at_start": clients,
+            "payload_bytes": a.size,
+            "window": a.window,
+            "send_rate_target": a.send_rate,
+            "sent": sent,
+            "msgs_sent_per_s": report::round1(report::per_sec(sent, secs)),
+            "deliveries": deliveries,
+            "deliveries_per_s": report::round1(rate),
+            "deliveries_per_server_cpu_s": per_cpu.map(report::round1),
+            "expected_deliveries": expected,
+            "unique_deliveries": unique,
+            "lost": lost,
+            "duplicates": tracked.then(|| m.get("duplicates")),
+            "out_of_order": tracked.then(|| m.get("out_of_order")),
+            "foreign": m.get("foreign"),
+            "window_resets": m.get("window_resets"),
+            "sends_skipped_backpressure": m.get("backpressured"),
+        }),
+    );
+    fields.insert("fanout_latency_us".into(), latency_json(&lat));
+    let mut lines = vec![
+        format!(
+            "broadcast: {} deliveries/s to {} clients ({} msgs/s from {} senders) over {secs:.1} s",
+            report::fmt_si(rate),
+            clients,
+            report::fmt_si(report::per_sec(sent, secs)),
+            a.senders
+        ),
+        format!("fan-out latency: {}", latency_line(&lat)),
+        format!(
+            "lost {lost} of {expected}, duplicated {}, out of order {}, window resets {}",
+            m.get("duplicates"),
+            m.get("out_of_order"),
+            m.get("window_resets")
+        ),
+    ];
+    if let Some(p) = per_cpu {
+        lines.push(format!(
+            "per server CPU-second: {} deliveries",
+            report::fmt_si(p)
+        ));
+    }
+    Summary {
+        fields,
+        lines,
+        ok: deliveries > 0 && m.get("foreign") == 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips() {
+        let mut p = vec![b'x'; 64];
+        encode_header(&mut p, 0xDEAD_BEEF, 123_456_789, u64::MAX - 5);
+        assert!(p.is_ascii());
+        assert_eq!(
+            decode_header(&p),
+            Some((0xDEAD_BEEF, 123_456_789, u64::MAX - 5))
+        );
+        assert_eq!(decode_header(b"hello"), None);
+        assert_eq!(decode_header(&[b'z'; 40]), None);
+    }
+
+    #[test]
+    fn pair_state_classifies_deliveries() {
+        let mut s = PairState::default();
+        assert_eq!(s.observe(0), Seen::InOrder);
+        assert_eq!(s.observe(1), Seen::InOrder);
+        assert_eq!(s.observe(1), Seen::Duplicate);
+        assert_eq!(s.observe(4), Seen::InOrder); // 2 and 3 missing so far
+        assert_eq!(s.observe(3), Seen::Late);
+        assert_eq!(s.observe(3), Seen::Duplicate);
+        assert_eq!(s.observe(2), Seen::Late);
+        assert_eq!(s.observe(5), Seen::InOrder);
+        assert_eq!(s.observe(1000), Seen::InOrder);
+        assert_eq!(s.observe(5), Seen::Late); // beyond the window
+        assert_eq!(s.observe(999), Seen::Late);
+        assert_eq!(s.observe(999), Seen::Duplicate);
+    }
+}
