@@ -97,6 +97,7 @@ mod tests {
         // The per-connection memory target is 256 bytes of RSS for an idle connection; the
         // struct (plus the slab's tag) is most of it.
         let size = std::mem::size_of::<Conn>();
+        eprintln!("size_of::<Conn>() = {size}");
         assert!(size <= 160, "Conn is {size} bytes");
     }
 }
