@@ -230,7 +230,7 @@ impl Worker {
 
             let rerun = std::mem::take(&mut self.rerun);
             for key in rerun {
-                self.on_readable(key);
+                self.on_readable(key, true);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -238,7 +238,7 @@ impl Worker {
                     WAKER => self.drain_inbox(),
                     Token(key) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(key);
+                            self.on_readable(key, ev.is_read_closed() || ev.is_error());
                         }
                         if ev.is_writable() {
                             if let Some(conn) = self.conns.get_mut(key) {
@@ -379,7 +379,11 @@ impl Worker {
         }
     }
 
-    fn on_readable(&mut self, key: usize) {
+    /// Reads until `WouldBlock`, or until a short read when the peer has not closed its side:
+    /// a read that did not fill the buffer drained the socket, and anything arriving later
+    /// raises a new edge, so the extra read(2) that would only say `WouldBlock` is skipped.
+    /// When the event reports the peer's FIN (`read_closed`), reading goes on until EOF.
+    fn on_readable(&mut self, key: usize, read_closed: bool) {
         for _ in 0..READ_BUDGET {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -403,10 +407,13 @@ impl Worker {
                 }
             };
             conn.last_rx = self.ctx.now;
-            if conn.phase == Phase::Lingering {
-                continue; // discard
+            let drained = n < self.read_buf.len() && !read_closed;
+            if conn.phase != Phase::Lingering {
+                self.ctx.handle_read(key, conn, &mut self.read_buf[..n]);
+            } // else: discard
+            if drained {
+                return;
             }
-            self.ctx.handle_read(key, conn, &mut self.read_buf[..n]);
         }
         self.rerun.push(key);
     }
