@@ -1,0 +1,16 @@
+//! Integration tests over real sockets: each test starts its own `corecast` process on an
+//! ephemeral port and talks to it with a hand-written raw client (for exact bytes and
+//! violations) or tungstenite (for well-behaved peers). Tests run in parallel.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+mod broadcast;
+mod close;
+mod echo;
+mod handshake;
+mod limits;
+mod protocol;
+mod shutdown;
+mod slow;
+mod timeouts;
