@@ -132,7 +132,6 @@ struct Ctx {
 enum After {
     Nothing,
     Dirty,
-    Evict,
     ReplyClose(Option<CloseCode>),
     PeerClosed,
     Fail(CloseCode, &'static str),
@@ -281,6 +280,13 @@ impl Worker {
             self.next_sweep.wrapping_sub(now)
         };
         if let Some(until) = self.accept_paused_until {
+            wait = wait.min(if reached(now, until) {
+                0
+            } else {
+                until.wrapping_sub(now)
+            });
+        }
+        if let Some(until) = self.drain_deadline {
             wait = wait.min(if reached(now, until) {
                 0
             } else {
@@ -476,9 +482,12 @@ impl Worker {
             if conn.phase != Phase::Open {
                 continue;
             }
-            if conn.pending_out() > self.ctx.limits.send_buffer_limit {
+            if self.ctx.is_slow_consumer(key, conn) {
                 self.ctx.evict(key, conn);
                 continue;
+            }
+            if conn.phase != Phase::Open {
+                continue; // the flush found the socket dead
             }
             let ctx = &mut self.ctx;
             match conn.deflate.as_deref() {
@@ -725,10 +734,15 @@ impl Ctx {
             pos += consumed;
             match after {
                 After::Nothing => {}
-                After::Dirty => self.mark_dirty(key, conn),
-                After::Evict => {
-                    self.evict(key, conn);
-                    return data.len();
+                After::Dirty => {
+                    self.mark_dirty(key, conn);
+                    if self.is_slow_consumer(key, conn) {
+                        self.evict(key, conn);
+                        return data.len();
+                    }
+                    if conn.phase == Phase::Closed {
+                        return data.len();
+                    }
                 }
                 After::ReplyClose(code) => {
                     // "If an endpoint receives a Close frame and did not previously send a
@@ -742,6 +756,7 @@ impl Ctx {
                 }
                 After::PeerClosed => {
                     self.linger(conn);
+                    self.mark_dirty(key, conn); // the flush shuts our side down
                     return data.len();
                 }
                 After::Fail(code, reason) => {
@@ -766,9 +781,6 @@ impl Ctx {
     ) -> After {
         match route {
             Route::Echo => {
-                if out.as_ref().map_or(0, |q| q.len()) > self.limits.send_buffer_limit {
-                    return After::Evict;
-                }
                 if out.is_none() {
                     *out_progress = self.now;
                 }
@@ -844,6 +856,17 @@ impl Ctx {
             conn.out_progress = self.now;
         }
         conn.out.get_or_insert_with(|| self.pool.get_queue())
+    }
+
+    /// True when more than the send-buffer limit stays queued even after offering it to the
+    /// socket: output corked during this iteration does not count against a reader that
+    /// keeps up.
+    fn is_slow_consumer(&mut self, key: usize, conn: &mut Conn) -> bool {
+        if conn.pending_out() <= self.limits.send_buffer_limit {
+            return false;
+        }
+        self.flush(key, conn);
+        conn.phase != Phase::Closed && conn.pending_out() > self.limits.send_buffer_limit
     }
 
     fn mark_dirty(&mut self, key: usize, conn: &mut Conn) {
