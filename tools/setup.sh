@@ -3,8 +3,8 @@
 # passwordless sudo). Idempotent: each item is checked first and installed only when missing, so a
 # second run takes a second or two. Prints what it installs.
 #
-#   apt    redis-server nginx            (apt-get update only if something is missing)
-#   pip    kosoku websockets             (python3 -m pip)
+#   apt    redis-server nginx chromium   (apt-get update only if something is missing)
+#   pip    kosoku websockets pytest      (python3 -m pip)
 #   cargo  cargo-fuzz                    (only if `cargo fuzz --version` fails; compiles for minutes)
 #   rustup rustfmt + clippy on stable, a nightly toolchain (for cargo fuzz)
 #
@@ -12,7 +12,7 @@
 # nothing is left listening on 6379 or 80.
 set -euo pipefail
 
-APT_PACKAGES=(redis-server nginx)
+APT_PACKAGES=(redis-server nginx chromium)  # chromium: tests/peers/test_chromium.py
 
 log() { printf 'setup: %s\n' "$*"; }
 
@@ -58,8 +58,9 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
 fi
 
 # --- pip -----------------------------------------------------------------------------------------
-pip_missing=()  # kosoku: the Autobahn runner; websockets: for Python test clients
+pip_missing=()  # kosoku: the Autobahn runner; websockets: for Python test clients; pytest: tests/peers
 python3 -c 'import websockets' 2>/dev/null || pip_missing+=(websockets)
+python3 -c 'import pytest' 2>/dev/null || pip_missing+=(pytest)
 command -v kosoku >/dev/null 2>&1 || pip_missing+=(kosoku)
 if [ "${#pip_missing[@]}" -gt 0 ]; then
     log "installing pip packages: ${pip_missing[*]}"

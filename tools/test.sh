@@ -7,6 +7,7 @@
 #   fmt       cargo fmt --all -- --check
 #   clippy    cargo clippy --workspace --all-targets -- -D warnings
 #   test      cargo test --workspace
+#   peers     python3 -m pytest -q tests/peers: websockets, raw-socket and headless Chromium peers
 #   doc       RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 #   autobahn  tools/autobahn.sh: all 517 Autobahn cases against a release build (AUTOBAHN_FULL=0: sections 1-11)
 #   fuzz      each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60), seeded from fuzz/seeds/
@@ -18,7 +19,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-ALL_STEPS=(fmt clippy test doc autobahn fuzz smoke)
+ALL_STEPS=(fmt clippy test peers doc autobahn fuzz smoke)
 if [ "$#" -gt 0 ]; then
     for s in "$@"; do
         case " ${ALL_STEPS[*]} " in
@@ -96,6 +97,8 @@ step_fmt() { cargo fmt --all -- --check; }
 step_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
 step_test() { cargo test --workspace; }
+
+step_peers() { python3 -m pytest -q tests/peers; }
 
 step_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps; }
 
@@ -195,6 +198,7 @@ for s in "${steps[@]}"; do
         fmt) run_step fmt "cargo fmt --all -- --check" step_fmt ;;
         clippy) run_step clippy "cargo clippy --workspace --all-targets -- -D warnings" step_clippy ;;
         test) run_step test "cargo test --workspace" step_test ;;
+        peers) run_step peers "python3 -m pytest -q tests/peers" step_peers ;;
         doc) run_step doc 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps' step_doc ;;
         autobahn) run_step autobahn "tools/autobahn.sh (Autobahn TestSuite via kosoku)" step_autobahn ;;
         fuzz) run_step fuzz "cargo +nightly fuzz run, ${FUZZ_SECONDS:-60}s per target" step_fuzz ;;
