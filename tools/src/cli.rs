@@ -76,13 +76,18 @@ pub struct Common {
     #[arg(long)]
     pub conns_per_process: Option<usize>,
 
-    /// Server process to sample (CPU time and RSS from /proc) for per-CPU-second figures.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server process(es) to sample (CPU time and RSS from /proc, summed over the list) for
+    /// per-CPU-second and per-connection figures.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
 
     /// Largest server frame accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_frame: u64,
+
+    /// Exit with status 1 when any error was counted (not only when nothing was measured).
+    #[arg(long)]
+    pub fail_on_errors: bool,
 
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
@@ -196,7 +201,7 @@ impl ModeArgs {
             ModeArgs::Echo(_) => 1.0,
             _ => 0.0,
         };
-        drain + CLOSE_TIMEOUT.as_secs_f64()
+        drain + close_timeout(self.connections() as u64).as_secs_f64()
     }
 
     /// Checks the numbers before any socket is opened.
@@ -260,8 +265,11 @@ impl ModeArgs {
 /// Upper bound on connections per run (the tool spreads them over processes).
 pub const MAX_CONNECTIONS: usize = 2_000_000;
 
-/// How long closing handshakes may take at the end of a run.
-pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the closing handshakes of `conns` connections may take at the end of a run:
+/// 2 s plus 1 s per 5,000 connections, at most 10 s.
+pub fn close_timeout(conns: u64) -> Duration {
+    Duration::from_secs(2 + (conns / 5000).min(8))
+}
 
 /// "W/N": this process is worker W (0-based) of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,11 +79,12 @@ pub fn run(cli: &Cli) -> Result<bool> {
     }
     start_watchdog(hard_deadline(args, processes), "the run");
 
-    let server_pid = c.server_pid;
-    let sample = |pid: u32| procstat::sample(&pid.to_string());
-    let before = match server_pid {
-        Some(pid) => Some(sample(pid).with_context(|| format!("--server-pid {pid}"))?),
-        None => None,
+    let pids = &c.server_pid;
+    let sample = || procstat::sample_all(pids);
+    let before = if pids.is_empty() {
+        None
+    } else {
+        Some(sample().context("--server-pid")?)
     };
 
     let started = Instant::now();
@@ -139,10 +140,7 @@ pub fn run(cli: &Cli) -> Result<bool> {
         failures.push("no connection could be opened".to_string());
     }
     if failures.is_empty() {
-        at_start = match server_pid {
-            Some(pid) => sample(pid).ok(),
-            None => None,
-        };
+        at_start = before.and_then(|_| sample().ok());
         workers.send_all(Down::Go);
         let go = Instant::now();
         let duration = Duration::from_secs_f64(c.duration);
@@ -153,10 +151,7 @@ pub fn run(cli: &Cli) -> Result<bool> {
             }
             progress.tick("run");
         }
-        at_end = match server_pid {
-            Some(pid) => sample(pid).ok(),
-            None => None,
-        };
+        at_end = before.and_then(|_| sample().ok());
         wall = go.elapsed().as_secs_f64();
     } else {
         workers.send_all(Down::Stop);
@@ -183,11 +178,15 @@ pub fn run(cli: &Cli) -> Result<bool> {
         bail!("no worker produced a result");
     }
     let merged = Merged::new(&reports);
-    let server = match (server_pid, before, at_start, at_end) {
-        (Some(pid), Some(b), Some(s), Some(e)) => Some(server_figures(pid, b, s, e, wall)),
+    let server = match (before, at_start, at_end) {
+        (Some(b), Some(s), Some(e)) => Some(server_figures(pids.clone(), b, s, e, wall)),
         _ => None,
     };
-    let ctx = RunContext { processes, server };
+    let ctx = RunContext {
+        processes,
+        targets: targets.len(),
+        server: server.clone(),
+    };
     let summary = modes::summarize(args, &merged, &ctx);
     let (errors, error_total) = errors_json(&merged, ERROR_COUNTERS);
 
@@ -218,16 +217,22 @@ pub fn run(cli: &Cli) -> Result<bool> {
         }),
     );
     out.insert("errors".into(), errors);
-    out.insert("server".into(), server.map_or(Value::Null, server_json));
+    out.insert(
+        "server".into(),
+        server.as_ref().map_or(Value::Null, server_json),
+    );
     out.insert(
         "client".into(),
         json!({
             "cpu_s": round3(merged.client_cpu_secs),
+            "rss_kib": merged.client_rss_kib,
+            "rss_per_conn_bytes": (merged.get("open_at_end") > 0)
+                .then(|| (merged.client_rss_kib * 1024) / merged.get("open_at_end")),
             "source_ips": c.source_ips,
         }),
     );
     out.extend(summary.fields);
-    let ok = summary.ok && failures.is_empty();
+    let ok = summary.ok && failures.is_empty() && !(c.fail_on_errors && error_total > 0);
     out.insert("ok".into(), json!(ok));
     if !failures.is_empty() {
         out.insert("failures".into(), json!(failures));
@@ -259,10 +264,10 @@ pub fn run(cli: &Cli) -> Result<bool> {
     for (kind, first) in &merged.notes {
         eprintln!("first {kind}: {first}");
     }
-    if let Some(s) = server {
+    if let Some(s) = &server {
         eprintln!(
-            "server pid {}: {:.2} CPU-s in {:.1} s ({:.0}% of a core), RSS {} -> {} KiB",
-            s.pid,
+            "server pid {:?}: {:.2} CPU-s in {:.1} s ({:.0}% of a core), RSS {} -> {} KiB",
+            s.pids,
             s.cpu_secs,
             s.wall_secs,
             100.0 * s.cpu_secs / s.wall_secs.max(1e-9),
@@ -270,20 +275,23 @@ pub fn run(cli: &Cli) -> Result<bool> {
             s.rss_end_kib
         );
     }
-    eprintln!("client: {:.2} CPU-s", merged.client_cpu_secs);
+    eprintln!(
+        "client: {:.2} CPU-s, RSS {} KiB",
+        merged.client_cpu_secs, merged.client_rss_kib
+    );
     println!("{}", Value::Object(out));
     Ok(ok)
 }
 
 fn server_figures(
-    pid: u32,
+    pids: Vec<u32>,
     before: ProcSample,
     start: ProcSample,
     end: ProcSample,
     wall_secs: f64,
 ) -> ServerFigures {
     ServerFigures {
-        pid,
+        pids,
         cpu_secs: (end.cpu_secs - start.cpu_secs).max(0.0),
         wall_secs,
         rss_before_kib: before.rss_kib,
@@ -292,9 +300,9 @@ fn server_figures(
     }
 }
 
-fn server_json(s: ServerFigures) -> Value {
+fn server_json(s: &ServerFigures) -> Value {
     json!({
-        "pid": s.pid,
+        "pids": s.pids,
         "cpu_s": round3(s.cpu_secs),
         "cpu_util": round3(s.cpu_secs / s.wall_secs.max(1e-9)),
         "rss_before_kib": s.rss_before_kib,

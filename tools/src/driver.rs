@@ -270,6 +270,7 @@ pub fn run<W: Workload>(
     let mut next_sweep = t0 + SWEEP_EVERY_NS;
     let mut next_progress = t0 + PROGRESS_EVERY_NS;
     let mut open_at_end = 0;
+    let mut rss_at_end = 0;
     if churn {
         up(Up::Ready { open: 0, failed: 0 });
     }
@@ -369,6 +370,7 @@ pub fn run<W: Workload>(
             Phase::Run => {
                 if now >= run_end {
                     open_at_end = d.conns.open();
+                    rss_at_end = crate::procstat::sample("self").map_or(0, |s| s.rss_kib);
                     w.on_stop(now);
                     phase = Phase::Drain;
                     phase_deadline = now + cfg.drain.as_nanos() as u64;
@@ -409,6 +411,7 @@ pub fn run<W: Workload>(
         } else {
             0.0
         },
+        rss_kib: rss_at_end,
         ..WorkerReport::default()
     };
     report.add("attempts", d.started);

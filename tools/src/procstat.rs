@@ -28,6 +28,20 @@ pub fn sample(pid: &str) -> Result<ProcSample> {
     })
 }
 
+/// The sum over several processes (CPU seconds and RSS add up).
+pub fn sample_all(pids: &[u32]) -> Result<ProcSample> {
+    let mut total = ProcSample {
+        cpu_secs: 0.0,
+        rss_kib: 0,
+    };
+    for pid in pids {
+        let s = sample(&pid.to_string()).with_context(|| format!("server pid {pid}"))?;
+        total.cpu_secs += s.cpu_secs;
+        total.rss_kib += s.rss_kib;
+    }
+    Ok(total)
+}
+
 /// CPU seconds of this process so far (0 when /proc is unreadable).
 pub fn self_cpu_secs() -> f64 {
     sample("self").map(|s| s.cpu_secs).unwrap_or(0.0)

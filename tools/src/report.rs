@@ -57,6 +57,8 @@ pub struct WorkerReport {
     pub run_secs: f64,
     /// CPU seconds this worker's process used (user + system).
     pub cpu_secs: f64,
+    /// This worker process's RSS at the end of the measured phase, in KiB.
+    pub rss_kib: u64,
 }
 
 impl WorkerReport {
@@ -79,6 +81,8 @@ pub struct Merged {
     pub run_secs: f64,
     /// Sum over worker processes.
     pub client_cpu_secs: f64,
+    /// Sum over worker processes, in KiB.
+    pub client_rss_kib: u64,
 }
 
 impl Merged {
@@ -90,6 +94,7 @@ impl Merged {
             ramp_secs: 0.0,
             run_secs: 0.0,
             client_cpu_secs: 0.0,
+            client_rss_kib: 0,
         };
         for r in reports {
             for (k, v) in &r.counters {
@@ -104,6 +109,7 @@ impl Merged {
             m.ramp_secs = m.ramp_secs.max(r.ramp_secs);
             m.run_secs = m.run_secs.max(r.run_secs);
             m.client_cpu_secs += r.cpu_secs;
+            m.client_rss_kib += r.rss_kib;
         }
         m
     }

@@ -4,7 +4,8 @@
 //! fixed-width hex, so every client measures fan-out latency and counts deliveries that are
 //! duplicated or out of order; lost deliveries follow from the merged totals. A sender keeps at
 //! most `window` of its messages unacknowledged (not yet relayed back to itself), and with
-//! `--send-rate` also paces sends.
+//! `--send-rate` also paces sends. With several targets (servers), each server relays only
+//! among its own clients, so expected deliveries are summed per target.
 
 use super::{RunContext, Summary};
 use crate::cli::BroadcastArgs;
@@ -115,6 +116,12 @@ pub struct Broadcast {
     /// Sends skipped because the sender's queue was full.
     backpressured: u64,
     receivers_at_start: u64,
+    /// Open connections per target (index = global % targets).
+    open_per_target: Vec<u64>,
+    /// `open_per_target` when the measured phase started.
+    clients_at_start: Vec<u64>,
+    /// Messages sent per target.
+    sent_per_target: Vec<u64>,
     last_delivery_ns: u64,
     latency: Histogram<u64>,
 }
@@ -153,6 +160,9 @@ impl Broadcast {
             window_resets: 0,
             backpressured: 0,
             receivers_at_start: 0,
+            open_per_target: vec![0; cfg.targets.len()],
+            clients_at_start: vec![0; cfg.targets.len()],
+            sent_per_target: vec![0; cfg.targets.len()],
             last_delivery_ns: 0,
             latency: new_hist(),
         }
@@ -176,6 +186,8 @@ impl Broadcast {
         s.seq += 1;
         io.send(OP_TEXT, &self.payload);
         self.sent += 1;
+        let t = (io.global % self.sent_per_target.len() as u64) as usize;
+        self.sent_per_target[t] += 1;
     }
 }
 
@@ -189,6 +201,8 @@ impl Workload for Broadcast {
         if self.track_order {
             self.pairs[k] = vec![PairState::default(); self.senders_total as usize];
         }
+        let t = (io.global % self.open_per_target.len() as u64) as usize;
+        self.open_per_target[t] += 1;
         if io.global < self.senders_total {
             self.sender_of[k] = self.senders.len();
             self.senders.push(Sender {
@@ -252,7 +266,9 @@ impl Workload for Broadcast {
         }
     }
 
-    fn on_closed(&mut self, key: ConnKey, _global: u64, _clean: bool, _now_ns: u64) {
+    fn on_closed(&mut self, key: ConnKey, global: u64, _clean: bool, _now_ns: u64) {
+        let t = (global % self.open_per_target.len() as u64) as usize;
+        self.open_per_target[t] = self.open_per_target[t].saturating_sub(1);
         if let Some(&i) = self.sender_of.get(key.0) {
             if i < self.senders.len() {
                 // A closed sender stops sending; keep it out of the drain condition.
@@ -267,6 +283,7 @@ impl Workload for Broadcast {
         self.start_ns = now_ns;
         self.end_ns = end_ns;
         self.receivers_at_start = conns.open();
+        self.clients_at_start.clone_from(&self.open_per_target);
         for s in &mut self.senders {
             s.moved_ns = now_ns;
         }
@@ -353,6 +370,15 @@ impl Workload for Broadcast {
         out.add("backpressured", self.backpressured);
         out.add("receivers_at_start", self.receivers_at_start);
         out.add("order_tracked", u64::from(self.track_order));
+        for (t, (sent, clients)) in self
+            .sent_per_target
+            .iter()
+            .zip(&self.clients_at_start)
+            .enumerate()
+        {
+            out.add(&format!("sent@{t}"), *sent);
+            out.add(&format!("clients@{t}"), *clients);
+        }
         out.put_hist("fanout_us", &self.latency);
     }
 }
@@ -402,12 +428,18 @@ pub fn summarize(a: &BroadcastArgs, m: &Merged, ctx: &RunContext) -> Summary {
     let rate = report::per_sec(deliveries, secs);
     let sent = m.get("sent");
     let clients = m.get("receivers_at_start");
-    let expected = sent.saturating_mul(clients);
+    // Every message reaches every client of the server it was sent to.
+    let expected: u64 = (0..ctx.targets)
+        .map(|t| {
+            m.get(&format!("sent@{t}"))
+                .saturating_mul(m.get(&format!("clients@{t}")))
+        })
+        .sum();
     let unique = m.get("unique");
     let lost = expected.saturating_sub(unique);
     let tracked = m.get("order_tracked") as usize == ctx.processes;
     let lat = m.hist("fanout_us");
-    let per_cpu = ctx.server.and_then(|s| s.per_cpu_sec(deliveries));
+    let per_cpu = ctx.server.as_ref().and_then(|s| s.per_cpu_sec(deliveries));
     let mut fields = serde_json::Map::new();
     fields.insert(
         "broadcast".into(),

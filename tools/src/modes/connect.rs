@@ -75,7 +75,7 @@ pub fn summarize(a: &ConnectArgs, m: &Merged, ctx: &RunContext) -> Summary {
     let secs = m.run_secs;
     let cycles = m.get("cycles");
     let rate = report::per_sec(cycles, secs);
-    let per_cpu = ctx.server.and_then(|s| s.per_cpu_sec(cycles));
+    let per_cpu = ctx.server.as_ref().and_then(|s| s.per_cpu_sec(cycles));
     let hs = m.hist("handshake_us");
     let mut fields = serde_json::Map::new();
     fields.insert(

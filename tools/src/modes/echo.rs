@@ -160,7 +160,7 @@ pub fn summarize(a: &EchoArgs, m: &Merged, ctx: &RunContext) -> Summary {
     let received = m.get("received");
     let rate = report::per_sec(received, secs);
     let rtt = m.hist("rtt_us");
-    let per_cpu = ctx.server.and_then(|s| s.per_cpu_sec(received));
+    let per_cpu = ctx.server.as_ref().and_then(|s| s.per_cpu_sec(received));
     let mut fields = serde_json::Map::new();
     fields.insert(
         "echo".into(),

@@ -55,7 +55,7 @@ pub fn summarize(a: &IdleArgs, m: &Merged, ctx: &RunContext) -> Summary {
         ),
         format!("connect + upgrade: {}", latency_line(&connect)),
     ];
-    if let Some(s) = ctx.server {
+    if let Some(s) = &ctx.server {
         let grown_kib = s.rss_end_kib.saturating_sub(s.rss_before_kib);
         let per_conn = if held > 0 {
             Some((grown_kib * 1024) as f64 / held as f64)

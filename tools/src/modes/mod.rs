@@ -8,7 +8,7 @@ pub mod connect;
 pub mod echo;
 pub mod idle;
 
-use crate::cli::{ModeArgs, WorkerSlot, CLOSE_TIMEOUT};
+use crate::cli::{close_timeout, ModeArgs, WorkerSlot};
 use crate::driver::{self, DriverConfig};
 use crate::report::{Merged, WorkerReport};
 use crate::spawn::{Down, Up};
@@ -22,14 +22,16 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct RunContext {
     pub processes: usize,
+    /// Number of server addresses.
+    pub targets: usize,
     /// Server figures, when `--server-pid` was given.
     pub server: Option<ServerFigures>,
 }
 
-/// The server process between GO and the end of the measured phase.
-#[derive(Debug, Clone, Copy)]
+/// The server process(es) between GO and the end of the measured phase (summed over pids).
+#[derive(Debug, Clone)]
 pub struct ServerFigures {
-    pub pid: u32,
+    pub pids: Vec<u32>,
     /// CPU seconds the server used during the measured phase.
     pub cpu_secs: f64,
     /// Seconds between the two CPU samples.
@@ -76,11 +78,12 @@ pub fn driver_config(args: &ModeArgs, targets: &[SocketAddr], slot: WorkerSlot) 
         ModeArgs::Echo(_) => Duration::from_secs(1),
         _ => Duration::ZERO,
     };
+    let conns = share(args.connections() as u64, slot);
     DriverConfig {
         targets: targets.to_vec(),
         path: args.path(),
         slot,
-        conns: share(args.connections() as u64, slot),
+        conns,
         rate: share_f(c.rate, slot),
         connect_inflight: (c.connect_inflight as u64)
             .div_ceil(slot.count as u64)
@@ -89,7 +92,7 @@ pub fn driver_config(args: &ModeArgs, targets: &[SocketAddr], slot: WorkerSlot) 
         connect_timeout: Duration::from_secs_f64(c.connect_timeout),
         duration: Duration::from_secs_f64(c.duration),
         drain,
-        close_timeout: CLOSE_TIMEOUT,
+        close_timeout: close_timeout(conns),
         max_frame: c.max_frame,
     }
 }
