@@ -7,6 +7,7 @@
 #   echo100    echo, 100 conns x 16 in flight x 32 B            msgs/s, RTT p99
 #   echo1000   echo, 1000 conns x 1 in flight x 1 KiB           msgs/s, RTT p99
 #   bcast1k    broadcast to 1,000 (4 senders x window 4, 64 B)  deliveries/s, fan-out p99
+#              (a message stays in the window until every client got it)
 #   bcast10k   broadcast to 10,000 (same senders)               deliveries/s, fan-out p99
 #   idle15k    15,000 idle connections                          server RSS per connection
 #   connect    upgrade + close handshakes, 64 in flight         handshakes/s
@@ -101,8 +102,8 @@ test_args() {
     case "$1" in
         echo100) echo "echo -c 100 -D 16 -s 32 -d $duration" ;;
         echo1000) echo "echo -c 1000 -D 1 -s 1024 -d $duration" ;;
-        bcast1k) echo "broadcast -r 1000 -k 4 -w 4 -s 64 -d $duration" ;;
-        bcast10k) echo "broadcast -r 10000 -k 4 -w 4 -s 64 -d $duration" ;;
+        bcast1k) echo "broadcast -r 1000 -k 4 -w 4 -s 64 -d $duration --drain 5" ;;
+        bcast10k) echo "broadcast -r 10000 -k 4 -w 4 -s 64 -d $duration --drain 5" ;;
         idle15k) echo "idle -c 15000 -d 3" ;;
         connect) echo "connect -n 64 -d $duration" ;;
         *) return 1 ;;

@@ -125,7 +125,8 @@ pub struct BroadcastArgs {
     /// Total messages per second over all senders (0 = as fast as --window allows).
     #[arg(long, default_value_t = 0.0)]
     pub send_rate: f64,
-    /// Messages per sender not yet relayed back to that sender.
+    /// Messages per sender in flight: sent and not yet received by every client (of its
+    /// server, in the sender's worker process).
     #[arg(long, short = 'w', default_value_t = 4)]
     pub window: usize,
     /// Payload size in bytes (at least 40: sender id, sequence and timestamp in hex).

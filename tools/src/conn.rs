@@ -217,9 +217,14 @@ impl Conn {
     }
 
     /// Whether a pending non-blocking connect finished. `Ok(false)`: still in progress.
-    pub fn check_connected(&mut self) -> Result<bool, Fault> {
+    /// A writable-only event with no socket error means connected; anything else is checked
+    /// with `getpeername`.
+    pub fn check_connected(&mut self, readable: bool) -> Result<bool, Fault> {
         if let Ok(Some(e)) | Err(e) = self.sock.take_error() {
             return Err(Fault::Connect(e.kind()));
+        }
+        if !readable {
+            return Ok(true);
         }
         match self.sock.peer_addr() {
             Ok(_) => Ok(true),

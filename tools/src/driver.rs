@@ -41,9 +41,10 @@ pub trait Workload {
     fn on_closed(&mut self, _key: ConnKey, _global: u64, _clean: bool, _now_ns: u64) {}
     /// The measured phase starts now and ends at `end_ns`.
     fn on_start(&mut self, _conns: &mut Conns, _now_ns: u64, _end_ns: u64) {}
-    /// Called every `tick_ns()` during the measured phase.
+    /// Called after every batch of events during the measured phase (writes it queues are
+    /// flushed with the batch's), and at least every `tick_ns()`.
     fn on_tick(&mut self, _conns: &mut Conns, _now_ns: u64) {}
-    /// Tick period in ns, if the workload paces itself.
+    /// Longest wait between `on_tick` calls in ns, if the workload paces itself.
     fn tick_ns(&self) -> Option<u64> {
         None
     }
@@ -266,7 +267,6 @@ pub fn run<W: Workload>(
     let mut run_start = 0;
     let mut run_end = u64::MAX;
     let mut phase_deadline = u64::MAX;
-    let mut next_tick: u64 = 0;
     let mut next_sweep = t0 + SWEEP_EVERY_NS;
     let mut next_progress = t0 + PROGRESS_EVERY_NS;
     let mut open_at_end = 0;
@@ -291,8 +291,8 @@ pub fn run<W: Workload>(
             _ => 10_000_000,
         };
         if phase == Phase::Run {
-            if w.tick_ns().is_some() {
-                timeout_ns = timeout_ns.min(next_tick.saturating_sub(now));
+            if let Some(t) = w.tick_ns() {
+                timeout_ns = timeout_ns.min(t);
             }
             timeout_ns = timeout_ns.min(run_end.saturating_sub(now));
         }
@@ -305,16 +305,12 @@ pub fn run<W: Workload>(
             Err(e) => return Err(e).context("epoll_wait"),
         }
         for ev in events.iter() {
-            d.handle_event(ev.token().0, ev.is_read_closed() || ev.is_error(), w);
+            let hangup = ev.is_read_closed() || ev.is_error();
+            d.handle_event(ev.token().0, ev.is_readable() || hangup, hangup, w);
         }
         let now = monotonic_ns();
         if phase == Phase::Run {
-            if let Some(t) = w.tick_ns() {
-                if now >= next_tick {
-                    w.on_tick(&mut d.conns, now);
-                    next_tick = now + t;
-                }
-            }
+            w.on_tick(&mut d.conns, now);
         }
         d.flush_dirty(w);
         d.conns.release_closed();
@@ -343,7 +339,6 @@ pub fn run<W: Workload>(
                 run_start = monotonic_ns();
                 run_end = run_start + cfg.duration.as_nanos() as u64;
                 d.rate_origin_ns = run_start;
-                next_tick = run_start;
                 w.on_start(&mut d.conns, run_start, run_end);
                 d.flush_dirty(w);
             }
@@ -452,7 +447,7 @@ impl Driver<'_> {
             if !more || self.conns.pending() >= cfg.connect_inflight {
                 break;
             }
-            if !churn && self.started >= by_rate {
+            if self.started >= by_rate {
                 break;
             }
             let global = cfg.slot.index as u64 + self.started * cfg.slot.count as u64;
@@ -468,14 +463,14 @@ impl Driver<'_> {
         let cfg = self.cfg;
         let nt = cfg.targets.len() as u64;
         let target = cfg.targets[(global % nt) as usize];
+        // SOCK_NONBLOCK at creation saves two fcntl calls per connection.
         let sock = Socket::new(
             Domain::for_address(target),
-            Type::STREAM,
+            Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )
         .map_err(|e| Fault::Connect(e.kind()))?;
         let setup = || -> io::Result<()> {
-            sock.set_nonblocking(true)?;
             sock.set_nodelay(true)?;
             if target.ip().is_ipv4() {
                 let host = 1 + ((global / nt) % u64::from(cfg.source_ips)) as u8;
@@ -513,7 +508,7 @@ impl Driver<'_> {
         Ok(key)
     }
 
-    fn handle_event<W: Workload>(&mut self, idx: usize, hangup: bool, w: &mut W) {
+    fn handle_event<W: Workload>(&mut self, idx: usize, readable: bool, hangup: bool, w: &mut W) {
         let now = monotonic_ns();
         let Conns { slots, rng, .. } = &mut self.conns;
         let Some(Some(conn)) = slots.get_mut(idx) else {
@@ -523,7 +518,7 @@ impl Driver<'_> {
         let sent_close_before = conn.tx.sent_close;
         let mut result: Result<Option<bool>, Fault> = Ok(None);
         if before == State::Connecting {
-            match conn.check_connected() {
+            match conn.check_connected(readable) {
                 Ok(true) => {
                     let host = &self.hosts[(conn.global % self.hosts.len() as u64) as usize];
                     conn.start_handshake(host, &self.cfg.path, rng, now);
@@ -532,18 +527,13 @@ impl Driver<'_> {
                 Err(f) => result = Err(f),
             }
         }
-        if result.is_ok() && conn.state != State::Connecting {
-            result = match conn.handle_readable(
-                &mut self.scratch,
-                rng,
-                w,
-                self.cfg.max_frame,
-                hangup || conn.state != State::Open,
-            ) {
-                Ok(ReadEnd::Drained) => Ok(None),
-                Ok(ReadEnd::Eof) => Ok(Some(conn.got_close)),
-                Err(f) => Err(f),
-            };
+        if result.is_ok() && readable && conn.state != State::Connecting {
+            result =
+                match conn.handle_readable(&mut self.scratch, rng, w, self.cfg.max_frame, hangup) {
+                    Ok(ReadEnd::Drained) => Ok(None),
+                    Ok(ReadEnd::Eof) => Ok(Some(conn.got_close)),
+                    Err(f) => Err(f),
+                };
         }
         if result.is_ok() && conn.tx.sent_close && conn.state == State::Open {
             conn.state = State::Closing;

@@ -3,8 +3,10 @@
 //! number and the send time (CLOCK_MONOTONIC ns, comparable across worker processes), all in
 //! fixed-width hex, so every client measures fan-out latency and counts deliveries that are
 //! duplicated or out of order; lost deliveries follow from the merged totals. A sender keeps at
-//! most `window` of its messages unacknowledged (not yet relayed back to itself), and with
-//! `--send-rate` also paces sends. With several targets (servers), each server relays only
+//! most `window` messages in flight, a message leaving the window once every client of its
+//! server in this worker process has received it (exact in a single-process run; with several
+//! processes, the sender's process stands for the rest). So the window bounds what the server
+//! has queued, however it schedules its clients. `--send-rate` also paces sends. With several targets (servers), each server relays only
 //! among its own clients, so expected deliveries are summed per target.
 
 use super::{RunContext, Summary};
@@ -76,17 +78,34 @@ impl PairState {
     }
 }
 
-/// A sending connection.
-#[derive(Debug, Clone, Copy)]
+/// A sending connection. Invariant: `acked <= seq <= acked + window`.
+#[derive(Debug, Clone)]
 struct Sender {
     key: ConnKey,
     id: u32,
+    /// Target index of its server.
+    target: usize,
     /// Next sequence number to send.
     seq: u64,
-    /// One past the highest own sequence relayed back.
+    /// Messages below this were delivered to every local client (or written off).
     acked: u64,
+    /// Local deliveries of message `s` (acked <= s < seq) at `s % window`.
+    delivered: Vec<u32>,
     /// Last time the window moved (ns).
     moved_ns: u64,
+}
+
+impl Sender {
+    /// Moves `acked` past messages that every one of `clients` local clients has received.
+    fn advance(&mut self, clients: u64, now_ns: u64) {
+        let w = self.delivered.len() as u64;
+        while self.acked < self.seq
+            && u64::from(self.delivered[(self.acked % w) as usize]) >= clients
+        {
+            self.acked += 1;
+            self.moved_ns = now_ns;
+        }
+    }
 }
 
 pub struct Broadcast {
@@ -98,6 +117,8 @@ pub struct Broadcast {
     senders: Vec<Sender>,
     /// Index into `senders` by connection key (usize::MAX: not a sender).
     sender_of: Vec<usize>,
+    /// Index into `senders` by sender id (usize::MAX: not in this worker).
+    local_sender: Vec<usize>,
     /// Ordering state per connection key: `senders_total` entries each (empty: not tracked).
     pairs: Vec<Vec<PairState>>,
     track_order: bool,
@@ -144,6 +165,7 @@ impl Broadcast {
             payload,
             senders: Vec::new(),
             sender_of: Vec::new(),
+            local_sender: vec![usize::MAX; a.senders],
             pairs: Vec::new(),
             track_order: (cfg.conns as usize).saturating_mul(a.senders) <= MAX_PAIR_STATES,
             running: false,
@@ -183,6 +205,8 @@ impl Broadcast {
     fn send(&mut self, i: usize, io: &mut ConnIo<'_>, now_ns: u64) {
         let s = &mut self.senders[i];
         encode_header(&mut self.payload, s.id, s.seq, now_ns);
+        let w = s.delivered.len() as u64;
+        s.delivered[(s.seq % w) as usize] = 0;
         s.seq += 1;
         io.send(OP_TEXT, &self.payload);
         self.sent += 1;
@@ -205,11 +229,14 @@ impl Workload for Broadcast {
         self.open_per_target[t] += 1;
         if io.global < self.senders_total {
             self.sender_of[k] = self.senders.len();
+            self.local_sender[io.global as usize] = self.senders.len();
             self.senders.push(Sender {
                 key: io.key,
                 id: io.global as u32,
+                target: t,
                 seq: 0,
                 acked: 0,
+                delivered: vec![0; self.window as usize],
                 moved_ns: now_ns,
             });
         }
@@ -250,18 +277,18 @@ impl Workload for Broadcast {
             }
             Some(Seen::Duplicate) => self.duplicates += 1,
         }
-        // Our own message came back: the window moves.
-        let i = self.sender_of.get(k).copied().unwrap_or(usize::MAX);
-        if i < self.senders.len() && self.senders[i].id == id {
-            let s = &mut self.senders[i];
-            if seq + 1 > s.acked {
-                s.acked = seq + 1;
-                s.moved_ns = now_ns;
-            }
-            if self.running && self.rate == 0.0 {
-                while self.can_send(&self.senders[i]) && self.has_room(io) {
-                    self.send(i, io, now_ns);
-                }
+        // A message of a sender in this worker: its window may move (sends follow in on_tick,
+        // after this batch of events).
+        let i = self
+            .local_sender
+            .get(id as usize)
+            .copied()
+            .unwrap_or(usize::MAX);
+        if let Some(s) = self.senders.get_mut(i) {
+            if seq >= s.acked && seq < s.seq {
+                let w = s.delivered.len() as u64;
+                s.delivered[(seq % w) as usize] += 1;
+                s.advance(self.open_per_target[s.target], now_ns);
             }
         }
     }
@@ -299,6 +326,7 @@ impl Workload for Broadcast {
             return;
         }
         for s in &mut self.senders {
+            s.advance(self.open_per_target[s.target], now_ns); // clients may have closed
             if s.seq - s.acked >= self.window && now_ns.saturating_sub(s.moved_ns) > WINDOW_STALL_NS
             {
                 s.acked = s.seq;
