@@ -367,7 +367,7 @@ fn stream() -> impl Strategy<Value = (Vec<u8>, Vec<Ev>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(192))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn messages_survive_any_chunking(
