@@ -603,7 +603,6 @@ fn parse_as_it_arrives(data: &[u8], ends: &[usize]) -> Result<bool, HandshakeErr
 /// more are, even though the head is already malformed in its first bytes. So the status sent
 /// depends on how the client's bytes were segmented.
 #[test]
-#[ignore = "codec bug: parse_head error depends on arrival (Malformed vs HeadTooLarge)"]
 fn head_error_does_not_depend_on_arrival() {
     let mut data = b"GARBAGE\r\n\r\n".to_vec();
     data.resize(DEFAULT_MAX_HEAD + 1, b'a');

@@ -30,7 +30,7 @@ const BYTEWISE_MAX: usize = 512;
 /// than `max_head` bytes are buffered, so the error depends on how the bytes arrived. While this
 /// is true the two errors are treated as equal when they are the only difference; set it to
 /// false once the codec is fixed.
-const TOLERATE_MALFORMED_VS_TOO_LARGE: bool = true;
+const TOLERATE_MALFORMED_VS_TOO_LARGE: bool = false;
 
 /// Parses `data` as it would be seen after each arrival ending at one of `splits`.
 fn parse_incrementally<'a>(

@@ -151,7 +151,9 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// True when no message or frame is partly received.
+    /// True when no fragmented message is in progress and no payload of the current frame
+    /// has been processed yet (a partial header in the caller's buffer does not count: the
+    /// assembler keeps no state for it).
     pub fn is_idle(&self) -> bool {
         self.processed == 0 && self.fragmented.is_none()
     }

@@ -137,23 +137,20 @@ pub struct RequestHead<'a> {
 pub fn parse_head(buf: &[u8], max_head: usize) -> Result<Option<RequestHead<'_>>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    // Only the first `max_head` bytes are ever looked at, so the verdict on a given byte
+    // stream does not depend on how it was split into reads.
+    let window = &buf[..buf.len().min(max_head)];
+    let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            return if buf.len() >= max_head {
+            return if window.len() >= max_head {
                 Err(HandshakeError::HeadTooLarge)
             } else {
                 Ok(None)
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::HeadTooLarge),
-        Err(_) => {
-            return Err(if buf.len() > max_head {
-                HandshakeError::HeadTooLarge
-            } else {
-                HandshakeError::Malformed
-            });
-        }
+        Err(_) => return Err(HandshakeError::Malformed),
     };
     if head_len > max_head {
         return Err(HandshakeError::HeadTooLarge);
