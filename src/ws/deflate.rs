@@ -314,13 +314,24 @@ impl std::fmt::Debug for Deflater {
 
 impl Deflater {
     /// A compressor at `level` (0-9) that never looks back further than `2^window_bits` bytes.
+    ///
+    /// miniz_oxide's own window limiting is not reliable (its fast path matches up to 32 KiB
+    /// back whatever the window), so a window under 15 bits gets Huffman-only coding: no
+    /// back-references at all, which is valid for every window size (RFC 7692 §7.1.2.1 only
+    /// bounds how far back the server may look).
     pub fn new(level: u8, window_bits: u8) -> Self {
+        let bits = window_bits.clamp(8, 15);
+        let strategy = if bits < 15 {
+            CompressionStrategy::HuffmanOnly
+        } else {
+            CompressionStrategy::Default
+        };
         Self {
             c: Box::new(CompressorOxide::with_params(
                 DataFormat::Raw,
                 level.min(9),
-                CompressionStrategy::Default,
-                window_bits.clamp(8, 15),
+                strategy,
+                bits,
             )),
         }
     }
@@ -519,6 +530,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn small_window_never_references_far_back() {
+        // An 8 KiB block repeated: any LZ77 match would reach 8 KiB back. With a 10-bit window
+        // there must be none, so the output cannot be much smaller than Huffman coding alone.
+        let block: Vec<u8> = (0..8192u32)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz"[(i * 7 % 26) as usize] ^ (i / 26) as u8)
+            .collect();
+        let msg = block.repeat(3);
+        let mut far = Vec::new();
+        assert!(Deflater::new(1, 15).compress_message(&msg, &mut far, true));
+        let mut near = Vec::new();
+        assert!(Deflater::new(1, 10).compress_message(&msg, &mut near, true));
+        assert!(
+            far.len() < msg.len() / 4,
+            "full window finds the repeats: {}",
+            far.len()
+        );
+        assert!(
+            near.len() > msg.len() / 3,
+            "10-bit window used far matches: {}",
+            near.len()
+        );
+        let mut out = Vec::new();
+        Inflater::default()
+            .inflate_message(&near, &mut out, 1 << 20, true)
+            .unwrap();
+        assert_eq!(out, msg);
     }
 
     #[test]

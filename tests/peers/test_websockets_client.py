@@ -258,12 +258,6 @@ def test_server_max_window_bits_accepted(corecast, mode, bits):
         assert zlib.decompressobj(wbits=-bits).decompress(f.payload + rawws.SYNC_TAIL) == payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: with server_max_window_bits=N < 15 accepted, corecast's compressor "
-    "(miniz_oxide CompressorOxide::with_params at level 1) still emits back-references up to "
-    "32 KiB; remove this marker when it is fixed",
-)
 @pytest.mark.parametrize("bits", [9, 10, 12, 13])
 @pytest.mark.parametrize("mode", MODES)
 def test_server_max_window_bits_honoured(corecast, mode, bits):
@@ -294,13 +288,9 @@ def test_server_max_window_bits_honoured(corecast, mode, bits):
             assert got == payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: server_max_window_bits=10 is accepted but not honoured (see above); "
-    "websockets fails the second message with 1002 'decompression failed'",
-)
 def test_websockets_small_server_window_dedicated(corecast):
-    """The same bug as `websockets` users see it: context takeover carries a >1 KiB reference."""
+    """A `websockets` client limiting the server to a 1 KiB window keeps working across messages
+    with context takeover (no back-reference may reach further than 1 KiB)."""
     srv = corecast("--compression", "dedicated")
     offer = [ClientPerMessageDeflateFactory(server_max_window_bits=10)]
 
