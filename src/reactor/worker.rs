@@ -132,6 +132,8 @@ struct Ctx {
 enum After {
     Nothing,
     Dirty,
+    /// Output of this many bytes was queued for the sender itself.
+    Queued(usize),
     ReplyClose(Option<CloseCode>),
     PeerClosed,
     Fail(CloseCode, &'static str),
@@ -482,7 +484,7 @@ impl Worker {
             if conn.phase != Phase::Open {
                 continue;
             }
-            if self.ctx.is_slow_consumer(key, conn) {
+            if self.ctx.is_slow_consumer(key, conn, 0) {
                 self.ctx.evict(key, conn);
                 continue;
             }
@@ -734,9 +736,10 @@ impl Ctx {
             pos += consumed;
             match after {
                 After::Nothing => {}
-                After::Dirty => {
+                After::Dirty => self.mark_dirty(key, conn),
+                After::Queued(added) => {
                     self.mark_dirty(key, conn);
-                    if self.is_slow_consumer(key, conn) {
+                    if self.is_slow_consumer(key, conn, added) {
                         self.evict(key, conn);
                         return data.len();
                     }
@@ -785,11 +788,12 @@ impl Ctx {
                     *out_progress = self.now;
                 }
                 let q = out.get_or_insert_with(|| self.pool.get_queue());
+                let before = q.len();
                 let wd = &mut self.deflate;
                 q.push_owned(&mut self.pool, |v| {
                     wd.encode_message(deflate, kind, payload, v)
                 });
-                After::Dirty
+                After::Queued(q.len() - before)
             }
             Route::Broadcast => {
                 // Encoded once, plain; compressed variants are made once per worker in fan-out.
@@ -861,12 +865,17 @@ impl Ctx {
     /// True when more than the send-buffer limit stays queued even after offering it to the
     /// socket: output corked during this iteration does not count against a reader that
     /// keeps up.
-    fn is_slow_consumer(&mut self, key: usize, conn: &mut Conn) -> bool {
-        if conn.pending_out() <= self.limits.send_buffer_limit {
+    ///
+    /// `just_queued` bytes at the tail are the message being delivered now: only the backlog
+    /// in front of it counts, so a single message larger than the limit is always accepted
+    /// into a queue that keeps up (the bound is the limit plus one message).
+    fn is_slow_consumer(&mut self, key: usize, conn: &mut Conn, just_queued: usize) -> bool {
+        let limit = self.limits.send_buffer_limit;
+        if conn.pending_out().saturating_sub(just_queued) <= limit {
             return false;
         }
         self.flush(key, conn);
-        conn.phase != Phase::Closed && conn.pending_out() > self.limits.send_buffer_limit
+        conn.phase != Phase::Closed && conn.pending_out().saturating_sub(just_queued) > limit
     }
 
     fn mark_dirty(&mut self, key: usize, conn: &mut Conn) {

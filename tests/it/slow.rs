@@ -241,3 +241,23 @@ fn broadcast_burst_below_socket_capacity_is_not_a_slow_consumer() {
     expect_burst(&mut a, &msgs, "sender");
     expect_burst(&mut b, &msgs, "other member");
 }
+
+/// One message larger than the send-buffer limit is accepted into an empty queue even when
+/// the reader takes its time (Autobahn 9.1.5/9.1.6 echo 8 and 16 MiB): only a backlog in
+/// front of a new message makes a slow consumer.
+#[test]
+fn one_message_over_the_limit_is_not_a_slow_consumer() {
+    let server = Server::start(&["--send-buffer-limit", "16KiB"]);
+    let mut c = Raw::upgrade(server.addr, "/echo");
+    let msg = pattern(4 << 20, 7);
+    c.send(&frame(true, BINARY, &msg));
+    // Let the server fill the socket and find most of the message still queued.
+    thread::sleep(Duration::from_millis(300));
+    let f = c.read_frame();
+    assert_eq!(f.opcode, BINARY, "evicted: {:?}", (f.opcode == CLOSE).then(|| f.close()));
+    assert!(f.payload == msg, "echo corrupted");
+    // And the connection still works.
+    let small = pattern(100, 1);
+    c.send(&frame(true, BINARY, &small));
+    assert!(c.read_frame().payload == small);
+}
