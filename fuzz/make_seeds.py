@@ -6,6 +6,7 @@ a few configuration and split bytes, then the bytes a peer sends.
 """
 import os
 import struct
+import zlib
 
 KEY = b"\x37\xfa\x21\x3d"
 
@@ -38,6 +39,29 @@ def fr(name, cfg, sizes, stream):
 
 def hs(name, cfg, splits, req):
     write("handshake", name, bytes([cfg, len(splits)]) + b"".join(struct.pack("<H", s) for s in splits) + req)
+
+
+def inf(name, cfg, limit, shape, sizes, plain, messages):
+    """cfg: bits 0-1 limit shift, bit 2 inflate reset, bit 3 round-trip reset, bits 4-7 level;
+    limit: u16 (max = 1 + (limit << shift)); shape: bits 0-2 window bits - 8, bits 3-5 number
+    of sizes (taken from `sizes`), bits 6-7 plaintext repeat."""
+    shape |= len(sizes) << 3
+    head = bytes([cfg]) + struct.pack("<H", limit) + bytes([shape])
+    head += b"".join(struct.pack("<H", s) for s in sizes) + struct.pack("<H", len(plain)) + plain
+    write("inflate", name, head + b"".join(struct.pack("<H", len(m)) + m for m in messages))
+
+
+def deflate_messages(msgs, level=6, takeover=True):
+    """Raw deflate, one sync flush per message, trailing 00 00 ff ff removed (RFC 7692)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = []
+    for m in msgs:
+        if not takeover:
+            c = zlib.compressobj(level, zlib.DEFLATED, -15)
+        d = c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH)
+        assert d.endswith(b"\x00\x00\xff\xff")
+        out.append(d[:-4])
+    return out
 
 
 def u8(name, sizes, text):
@@ -93,3 +117,30 @@ u8("truncated", [], b"abc\xe2\x82")
 u8("overlong", [0, 1], b"\xc0\xaf")
 u8("lone-continuation", [], b"\x80")
 u8("empty", [], b"")
+
+CHAT = b'{"type":"message","room":"lobby","user":"alice","text":"hello, hello, is anyone here?"}'
+inf("rfc-hello", 0x00, 200, 0, [], b"Hello", [bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])])
+inf("rfc-hello-takeover", 0x00, 200, 0, [], b"",
+    [bytes([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), bytes([0xf2, 0x00, 0x11, 0x00, 0x00])])
+# RFC 7692 §7.2.3.3: a stored block, and one with BFINAL (trailing bytes after it).
+inf("rfc-stored-bfinal", 0x04, 200, 0, [], b"Hello",
+    [bytes([0x00, 0x05, 0x00, 0xfa, 0xff]) + b"Hello",
+     bytes([0x01, 0x05, 0x00, 0xfa, 0xff]) + b"Hello",
+     bytes([0x01, 0x05, 0x00, 0xfa, 0xff]) + b"Hello" + b"\x00"])
+inf("chat-takeover", 0x60, 4096, 0x07, [len(CHAT), len(CHAT)], CHAT * 3, deflate_messages([CHAT] * 3))
+inf("chat-no-takeover", 0x1c, 4096, 0x02, [40], CHAT, deflate_messages([CHAT, CHAT[::-1]], 1, False))
+inf("levels-9-window-8", 0x98, 60, 0x40, [100, 0, 300], bytes(range(256)) * 2,
+    deflate_messages([bytes(range(256)) * 4, b"", b"x" * 300], 9))
+inf("empty-messages", 0x00, 0, 0, [0, 0], b"", [b"\x00", b"\x00", b""])
+# 1 MiB of zeros: a zip bomb for any limit; also just under and over a small limit.
+inf("zip-bomb-1mib", 0x07, 0xffff, 0, [], b"", deflate_messages([bytes(1 << 20)], 9))
+inf("zip-bomb-at-limit", 0x06, 2047, 0, [], b"", deflate_messages([bytes(8189), bytes(8190)], 9, False))
+inf("garbage", 0x04, 100, 0, [], b"\xde\xad\xbe\xef", [b"\xff\xff\xff", b"\x02\x00", bytes(range(200, 256))])
+inf("truncated", 0x00, 1000, 0, [], b"", [deflate_messages([CHAT * 4])[0][:-5], deflate_messages([CHAT])[0]])
+# A distance beyond the message start (refers to nothing without context takeover).
+far = deflate_messages([CHAT, CHAT], 6, True)
+inf("far-distance-no-takeover", 0x04, 1000, 0, [], b"", far)
+inf("fixed-huffman-bfinal", 0x00, 1000, 0, [], b"", [zlib.compress(CHAT, 9)[2:-4]])
+# Fixed Huffman, BFINAL: literal 'a', then a match of 3 at distance 5 with 1 byte of history.
+# Invalid ("distance too far back" in zlib); see TOLERATE_DISTANCE_TOO_FAR_BACK.
+inf("distance-before-start", 0x04, 100, 0, [], b"a", [bytes([0x4b, 0x04, 0x12, 0x00])])
