@@ -254,7 +254,12 @@ fn one_message_over_the_limit_is_not_a_slow_consumer() {
     // Let the server fill the socket and find most of the message still queued.
     thread::sleep(Duration::from_millis(300));
     let f = c.read_frame();
-    assert_eq!(f.opcode, BINARY, "evicted: {:?}", (f.opcode == CLOSE).then(|| f.close()));
+    assert_eq!(
+        f.opcode,
+        BINARY,
+        "evicted: {:?}",
+        (f.opcode == CLOSE).then(|| f.close())
+    );
     assert!(f.payload == msg, "echo corrupted");
     // And the connection still works.
     let small = pattern(100, 1);
