@@ -4,14 +4,17 @@
 //! Owns every socket of its connections and all IO on them. Readiness is edge-triggered:
 //! reads and writes go until `WouldBlock` (reads within a per-event budget, the rest is
 //! resumed next iteration), and writable interest is registered only while output is
-//! pending. Output produced while handling one batch of events is corked and flushed once at
-//! the end of the iteration; closed connections are freed after the iteration, so a token
+//! pending. Output produced while handling one batch of events is corked and flushed at the
+//! end of the iteration, oldest first and at most `FLUSH_BUDGET` connections per iteration
+//! (the rest on the next, after a poll that does not wait), so messages that arrive during a
+//! long fan-out join the writes still to come; closed connections are freed after the iteration, so a token
 //! is never reused within one batch of events.
 //!
 //! Iteration order: poll → handle events (accept, inbox, reads, writes) → fan out published
 //! frames (to other workers' inboxes, then to local members) → flush → sweep timers (when
 //! due) → free closed connections.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +48,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const READ_BUF_SIZE: usize = 64 << 10;
 /// Reads per readiness event before the connection yields to others (fairness).
 const READ_BUDGET: usize = 16;
+/// Connections flushed per loop iteration before new events are taken in.
+const FLUSH_BUDGET: usize = 256;
 /// Events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 /// How long accepting pauses after EMFILE/ENFILE.
@@ -115,8 +120,12 @@ struct Ctx {
     registry: Registry,
     pool: BufPool,
     hub: Hub,
-    /// Connections with output queued during this iteration.
-    dirty: Vec<usize>,
+    /// Connections with output queued and not yet offered to the socket, in the order they
+    /// got it. Flushed [`FLUSH_BUDGET`] at a time between polls, so that a long flush (a
+    /// fan-out to many thousands) takes in what arrives meanwhile and a connection further
+    /// back in the queue leaves with everything queued for it in one write. May hold keys
+    /// freed since they were pushed (flushing a reused key early is harmless).
+    dirty: VecDeque<usize>,
     /// Connections to free after this iteration.
     closed: Vec<usize>,
     stats: Arc<WorkerStats>,
@@ -192,7 +201,7 @@ impl Worker {
                 registry,
                 pool: BufPool::new(POOL_MAX_FREE),
                 hub: Hub::default(),
-                dirty: Vec::new(),
+                dirty: VecDeque::new(),
                 closed: Vec::new(),
                 stats,
                 total_conns,
@@ -256,7 +265,7 @@ impl Worker {
                 }
             }
             self.fan_out();
-            self.flush_dirty();
+            self.flush_dirty(FLUSH_BUDGET);
             if reached(self.ctx.now, self.next_sweep) {
                 self.sweep();
                 self.next_sweep = self.ctx.now.wrapping_add(self.ctx.limits.sweep_interval);
@@ -272,7 +281,7 @@ impl Worker {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if !self.rerun.is_empty() {
+        if !self.rerun.is_empty() || !self.ctx.dirty.is_empty() {
             return Duration::ZERO;
         }
         let now = self.clock.now();
@@ -520,16 +529,17 @@ impl Worker {
         }
     }
 
-    fn flush_dirty(&mut self) {
-        let dirty = std::mem::take(&mut self.ctx.dirty);
-        for &key in &dirty {
+    /// Offers queued output to up to `budget` connections, oldest first.
+    fn flush_dirty(&mut self, budget: usize) {
+        for _ in 0..budget {
+            let Some(key) = self.ctx.dirty.pop_front() else {
+                return;
+            };
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.dirty = false;
                 self.ctx.flush(key, conn);
             }
         }
-        self.ctx.dirty = dirty;
-        self.ctx.dirty.clear();
     }
 
     /// Checks every connection's timers (a coarse sweep instead of a timer per socket).
@@ -567,7 +577,7 @@ impl Worker {
                 _ => {}
             }
         }
-        self.flush_dirty();
+        self.flush_dirty(usize::MAX);
     }
 
     /// Frees connections closed during this iteration.
@@ -854,7 +864,7 @@ impl Ctx {
     fn queue<'c>(&mut self, key: usize, conn: &'c mut Conn) -> &'c mut super::outq::OutQueue {
         if !conn.dirty {
             conn.dirty = true;
-            self.dirty.push(key);
+            self.dirty.push_back(key);
         }
         if conn.out.is_none() {
             conn.out_progress = self.now;
@@ -881,7 +891,7 @@ impl Ctx {
     fn mark_dirty(&mut self, key: usize, conn: &mut Conn) {
         if !conn.dirty {
             conn.dirty = true;
-            self.dirty.push(key);
+            self.dirty.push_back(key);
         }
     }
 
