@@ -21,7 +21,8 @@ pub(crate) enum Phase {
     Open,
     /// We sent a close frame and wait for the peer's. `deadline` = close timeout.
     Closing,
-    /// Nothing more to say: flush what is queued, shut down our side, discard input until the
+    /// Nothing more to say: flush what is queued, then close at once if the close handshake
+    /// is complete (`close_done`), otherwise shut down our side and discard input until the
     /// peer's FIN or `deadline`.
     Lingering,
     /// Done; removed from the slab at the end of the loop iteration.
@@ -41,6 +42,9 @@ pub(crate) struct Conn {
     pub(crate) dirty: bool,
     /// Our write side is shut down.
     pub(crate) shut_wr: bool,
+    /// Both close frames have been exchanged: the peer sends nothing more, so once our
+    /// output is flushed the socket is closed at once instead of waiting for its FIN.
+    pub(crate) close_done: bool,
     /// Last time the peer sent anything.
     pub(crate) last_rx: Millis,
     /// Last time we sent a ping.
@@ -70,6 +74,7 @@ impl Conn {
             writable_interest: false,
             dirty: false,
             shut_wr: false,
+            close_done: false,
             last_rx: now,
             last_ping: now,
             deadline: handshake_deadline,

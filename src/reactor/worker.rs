@@ -765,10 +765,12 @@ impl Ctx {
                     let n = code.map_or(0, |c| encode_close_payload(c, "", &mut payload));
                     self.queue_control(key, conn, OpCode::Close, &payload[..n]);
                     self.linger(conn);
+                    conn.close_done = true;
                     return data.len();
                 }
                 After::PeerClosed => {
                     self.linger(conn);
+                    conn.close_done = true;
                     self.mark_dirty(key, conn); // the flush shuts our side down
                     return data.len();
                 }
@@ -988,6 +990,12 @@ impl Ctx {
                 return;
             }
             conn.writable_interest = want_writable;
+        }
+        if !want_writable && conn.phase == Phase::Lingering && conn.close_done {
+            // RFC 6455 §7.1.1: the server closes the TCP connection first. The peer's
+            // close frame was its last word, so nothing unread can turn this into a reset.
+            self.close_now(key, conn);
+            return;
         }
         if !want_writable && conn.phase == Phase::Lingering && !conn.shut_wr {
             conn.shut_wr = true;

@@ -114,3 +114,22 @@ fn server_initiated_close_ends_promptly_when_answered() {
         answered.elapsed()
     );
 }
+
+#[test]
+fn connection_is_freed_once_the_close_handshake_completes() {
+    // With room for one connection, a client that finished the close handshake but keeps its
+    // socket open (no FIN) must not hold the slot until the close timeout: the server closes
+    // TCP as soon as its close frame is out, so the next client gets in at once.
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut first = Raw::upgrade(server.addr, "/echo");
+    first.send(&close_frame(1000, b""));
+    assert_eq!(first.expect_close().map(|(code, _)| code), Some(1000));
+    first.expect_eof();
+    let start = Instant::now();
+    let mut second = Raw::upgrade(server.addr, "/echo");
+    second.send(&frame(true, TEXT, b"next"));
+    let f = second.read_frame();
+    assert_eq!((f.opcode, &f.payload[..]), (TEXT, &b"next"[..]));
+    assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
+    drop(first); // held open until here
+}
