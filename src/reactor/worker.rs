@@ -960,7 +960,8 @@ impl Ctx {
             return;
         }
         if let Some(q) = conn.out.as_mut() {
-            match q.write_to(&mut conn.sock, &mut self.pool) {
+            let mut sock = super::outq::SocketWriter(socket2::SockRef::from(&conn.sock));
+            match q.write_to(&mut sock, &mut self.pool) {
                 Ok(0) => {}
                 Ok(_) => conn.out_progress = self.now,
                 Err(_) => {
