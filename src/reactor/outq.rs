@@ -185,6 +185,10 @@ impl OutQueue {
         }
         self.head_offset = 0;
         self.bytes = 0;
+        // A queue that once held a long backlog does not keep its large ring in the pool.
+        if self.chunks.capacity() > MAX_IOVECS {
+            self.chunks.shrink_to(MAX_IOVECS);
+        }
     }
 }
 
@@ -216,7 +220,7 @@ mod tests {
 
     #[test]
     fn preserves_order_across_partial_writes() {
-        let mut pool = BufPool::new(8);
+        let mut pool = BufPool::new(8, 1 << 20);
         let mut q = OutQueue::default();
         q.push_owned(&mut pool, |v| v.extend_from_slice(b"abc"));
         q.push_shared(SharedFrame::from_static(b"defg"));
@@ -238,7 +242,7 @@ mod tests {
 
     #[test]
     fn discard_keeps_partly_written_head() {
-        let mut pool = BufPool::new(8);
+        let mut pool = BufPool::new(8, 1 << 20);
         let mut q = OutQueue::default();
         q.push_shared(SharedFrame::from_static(b"0123456789"));
         q.push_shared(SharedFrame::from_static(b"abcdef"));

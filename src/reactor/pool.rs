@@ -6,8 +6,9 @@
 
 use super::outq::OutQueue;
 
-/// Capacity of a fresh buffer. Default: 16 KiB.
-const BUF_CAPACITY: usize = 16 << 10;
+/// Capacity of a fresh buffer: a few echoed messages or a 101 response fit; larger output
+/// grows it (and `OutQueue` chains further buffers).
+const BUF_CAPACITY: usize = 4 << 10;
 /// Buffers that grew past this (large messages) are freed instead of kept.
 const MAX_KEPT_CAPACITY: usize = 256 << 10;
 
@@ -15,36 +16,48 @@ const MAX_KEPT_CAPACITY: usize = 256 << 10;
 #[derive(Debug)]
 pub(crate) struct BufPool {
     bufs: Vec<Vec<u8>>,
+    /// Sum of the capacities in `bufs`.
+    free_bytes: usize,
+    /// Most bytes of free buffers kept; more are freed. Bounds what a burst (a ramp of
+    /// thousands of handshakes, a fan-out to thousands of slow readers) leaves behind.
+    max_free_bytes: usize,
     // Boxed because connections hold `Option<Box<OutQueue>>` (8 bytes while idle).
     #[allow(clippy::vec_box)]
     queues: Vec<Box<OutQueue>>,
-    /// Most free items kept per list; more are freed.
-    max_free: usize,
+    /// Most free queues kept; more are freed.
+    max_free_queues: usize,
 }
 
 impl BufPool {
-    pub(crate) fn new(max_free: usize) -> Self {
+    pub(crate) fn new(max_free_queues: usize, max_free_bytes: usize) -> Self {
         Self {
             bufs: Vec::new(),
+            free_bytes: 0,
+            max_free_bytes,
             queues: Vec::new(),
-            max_free,
+            max_free_queues,
         }
     }
 
-    /// An empty buffer with at least 16 KiB capacity.
+    /// An empty buffer with at least `BUF_CAPACITY` bytes of capacity.
     pub(crate) fn get_buf(&mut self) -> Vec<u8> {
-        self.bufs
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BUF_CAPACITY))
+        match self.bufs.pop() {
+            Some(buf) => {
+                self.free_bytes -= buf.capacity();
+                buf
+            }
+            None => Vec::with_capacity(BUF_CAPACITY),
+        }
     }
 
     /// Returns a buffer to the pool.
     pub(crate) fn put_buf(&mut self, mut buf: Vec<u8>) {
         if buf.capacity() <= MAX_KEPT_CAPACITY
             && buf.capacity() >= BUF_CAPACITY
-            && self.bufs.len() < self.max_free
+            && self.free_bytes + buf.capacity() <= self.max_free_bytes
         {
             buf.clear();
+            self.free_bytes += buf.capacity();
             self.bufs.push(buf);
         }
     }
@@ -57,8 +70,34 @@ impl BufPool {
     /// Returns an output queue (and any buffers it still holds) to the pool.
     pub(crate) fn put_queue(&mut self, mut q: Box<OutQueue>) {
         q.clear(self);
-        if self.queues.len() < self.max_free {
+        if self.queues.len() < self.max_free_queues {
             self.queues.push(q);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_buffers_are_bounded_in_bytes() {
+        let mut pool = BufPool::new(4, 3 * BUF_CAPACITY);
+        let bufs: Vec<_> = (0..5).map(|_| pool.get_buf()).collect();
+        for b in bufs {
+            pool.put_buf(b);
+        }
+        assert_eq!(pool.bufs.len(), 3);
+        assert_eq!(pool.free_bytes, 3 * BUF_CAPACITY);
+        let b = pool.get_buf();
+        assert_eq!(pool.free_bytes, 2 * BUF_CAPACITY);
+        pool.put_buf(b);
+        assert_eq!(pool.free_bytes, 3 * BUF_CAPACITY);
+        // A buffer that grew past the kept size is freed, not kept.
+        let mut big = pool.get_buf();
+        big.reserve(MAX_KEPT_CAPACITY + 1);
+        pool.put_buf(big);
+        assert_eq!(pool.bufs.len(), 2);
+        assert_eq!(pool.free_bytes, 2 * BUF_CAPACITY);
     }
 }

@@ -48,14 +48,20 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const READ_BUF_SIZE: usize = 64 << 10;
 /// Reads per readiness event before the connection yields to others (fairness).
 const READ_BUDGET: usize = 16;
-/// Connections flushed per loop iteration before new events are taken in.
+/// Connections flushed per loop iteration before new events are taken in, at least. The
+/// budget is raised to the number of events handled in the iteration, so output a connection
+/// produced for itself (a 101, an echo, a close reply: an owned pooled buffer each) never
+/// piles up faster than it is flushed; only fan-out (shared frames, a few bytes of queue per
+/// recipient) is spread over several iterations.
 const FLUSH_BUDGET: usize = 256;
 /// Events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 /// How long accepting pauses after EMFILE/ENFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Free buffers and queues kept per worker.
-const POOL_MAX_FREE: usize = 4096;
+/// Free output queues kept per worker (small: a box and an empty deque).
+const POOL_MAX_FREE_QUEUES: usize = 4096;
+/// Bytes of free buffers kept per worker.
+const POOL_MAX_FREE_BYTES: usize = 4 << 20;
 
 /// A worker's handle on another worker (or itself).
 #[derive(Debug, Clone)]
@@ -199,7 +205,7 @@ impl Worker {
                 limits,
                 router: Router::default(),
                 registry,
-                pool: BufPool::new(POOL_MAX_FREE),
+                pool: BufPool::new(POOL_MAX_FREE_QUEUES, POOL_MAX_FREE_BYTES),
                 hub: Hub::default(),
                 dirty: VecDeque::new(),
                 closed: Vec::new(),
@@ -239,6 +245,7 @@ impl Worker {
             self.ctx.now = self.clock.now();
 
             let rerun = std::mem::take(&mut self.rerun);
+            let handled = rerun.len() + events.iter().count();
             for key in rerun {
                 self.on_readable(key, true);
             }
@@ -265,7 +272,7 @@ impl Worker {
                 }
             }
             self.fan_out();
-            self.flush_dirty(FLUSH_BUDGET);
+            self.flush_dirty(FLUSH_BUDGET.max(handled));
             if reached(self.ctx.now, self.next_sweep) {
                 self.sweep();
                 self.next_sweep = self.ctx.now.wrapping_add(self.ctx.limits.sweep_interval);
