@@ -6,12 +6,16 @@
 //! (see [`CompressionMode`]); inflation is bounded by the caller's size limit *while* it runs,
 //! so a small "zip bomb" fails with [`InflateError::TooBig`] after at most `max + 64 KiB` of
 //! output.
+//!
+//! Inflating uses flate2 with its zlib-rs backend (zlib's algorithm, including its check that
+//! no match reaches back before the first byte of the stream); deflating uses miniz_oxide
+//! directly.
 
+use flate2::{Decompress, FlushDecompress, Status};
 use miniz_oxide::deflate::core::{
     compress, CompressionStrategy, CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
-use miniz_oxide::inflate::stream::{inflate, InflateState};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use miniz_oxide::DataFormat;
 
 use super::close::CloseCode;
 
@@ -221,8 +225,14 @@ impl InflateError {
 }
 
 /// Raw-deflate decompressor with a 32 KiB window (reads any client window size).
+///
+/// A match reaching back before the first byte of the stream (before the message after a
+/// reset, before the connection's first message with context takeover) is
+/// [`InflateError::Corrupt`], as in zlib ("invalid distance too far back").
 pub struct Inflater {
-    state: Box<InflateState>,
+    // Boxed so that an `Option<Inflater>` stays one pointer; the state itself (window
+    // included) is one ~47 KB allocation made by `Decompress::new`.
+    d: Box<Decompress>,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -234,7 +244,7 @@ impl std::fmt::Debug for Inflater {
 impl Default for Inflater {
     fn default() -> Self {
         Self {
-            state: InflateState::new_boxed(DataFormat::Raw),
+            d: Box::new(Decompress::new(false)),
         }
     }
 }
@@ -251,7 +261,7 @@ impl Inflater {
     ) -> Result<(), InflateError> {
         out.clear();
         if reset {
-            self.state.reset(DataFormat::Raw);
+            self.d.reset(false);
         }
         let ended = self.feed(payload, out, max)?;
         if !ended {
@@ -278,23 +288,29 @@ impl Inflater {
             // Exact growth keeps the allocation within `max + INFLATE_CHUNK` (no doubling).
             out.reserve_exact(room);
             out.resize(start + room, 0);
-            let r = inflate(&mut self.state, input, &mut out[start..], MZFlush::None);
-            out.truncate(start + r.bytes_written);
-            input = &input[r.bytes_consumed..];
+            let (in_before, out_before) = (self.d.total_in(), self.d.total_out());
+            let r = self
+                .d
+                .decompress(input, &mut out[start..], FlushDecompress::None);
+            // Both bounded by the slices just passed in.
+            let consumed = (self.d.total_in() - in_before) as usize;
+            let written = (self.d.total_out() - out_before) as usize;
+            out.truncate(start + written);
+            input = &input[consumed..];
             if out.len() > max {
                 return Err(InflateError::TooBig);
             }
-            match r.status {
-                Ok(MZStatus::StreamEnd) => {
-                    self.state.reset(DataFormat::Raw);
+            match r {
+                Ok(Status::StreamEnd) => {
+                    self.d.reset(false);
                     return Ok(true);
                 }
-                Ok(_) => {}
+                Ok(Status::Ok) => {}
                 // No progress possible: all input used and output space left over.
-                Err(MZError::Buf) => return Ok(false),
+                Ok(Status::BufError) => return Ok(false),
                 Err(_) => return Err(InflateError::Corrupt),
             }
-            if input.is_empty() && r.bytes_written < room {
+            if input.is_empty() && written < room {
                 return Ok(false);
             }
         }
@@ -584,6 +600,234 @@ mod tests {
             .inflate_message(&wire, &mut out, 10 << 20, true)
             .unwrap();
         assert_eq!(out.len(), 10 << 20);
+    }
+
+    /// A fixed-Huffman block (RFC 1951 §3.2.6) with literals and matches, for streams that no
+    /// compressor would write.
+    enum Op {
+        Lit(u8),
+        /// (length 3..=258, distance 1..=32768)
+        Match(u16, u16),
+    }
+
+    struct BitWriter {
+        bytes: Vec<u8>,
+        bits: u32,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, value: u32, n: u32) {
+            for i in 0..n {
+                if self.bits % 8 == 0 {
+                    self.bytes.push(0);
+                }
+                let last = self.bytes.len() - 1;
+                self.bytes[last] |= (((value >> i) & 1) as u8) << (self.bits % 8);
+                self.bits += 1;
+            }
+        }
+
+        /// Huffman codes go most significant bit first.
+        fn code(&mut self, code: u32, n: u32) {
+            for i in (0..n).rev() {
+                self.put(code >> i, 1);
+            }
+        }
+    }
+
+    /// One fixed-Huffman block; unless `last`, followed by the header of an empty stored block
+    /// padded to a byte, as a sync flush leaves it (the receiver appends `00 00 ff ff`).
+    fn fixed_block(ops: &[Op], last: bool) -> Vec<u8> {
+        const LEN_BASE: [u16; 29] = [
+            3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99,
+            115, 131, 163, 195, 227, 258,
+        ];
+        const DIST_BASE: [u16; 30] = [
+            1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025,
+            1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+        ];
+        // Extra bits of a base table entry: the gap to the next base is 2^extra.
+        fn extra(base: &[u16], i: usize, top: u16) -> u32 {
+            let next = base.get(i + 1).copied().unwrap_or(top);
+            (next - base[i]).max(1).trailing_zeros()
+        }
+        let mut w = BitWriter {
+            bytes: Vec::new(),
+            bits: 0,
+        };
+        w.put(u32::from(last), 1);
+        w.put(1, 2);
+        let lit = |w: &mut BitWriter, sym: u32| match sym {
+            0..=143 => w.code(0x30 + sym, 8),
+            144..=255 => w.code(0x190 + sym - 144, 9),
+            256..=279 => w.code(sym - 256, 7),
+            _ => w.code(0xc0 + sym - 280, 8),
+        };
+        for op in ops {
+            match *op {
+                Op::Lit(b) => lit(&mut w, u32::from(b)),
+                Op::Match(len, dist) => {
+                    let i = LEN_BASE.iter().rposition(|&b| b <= len).unwrap_or(0);
+                    lit(&mut w, 257 + i as u32);
+                    if len != 258 {
+                        w.put(u32::from(len - LEN_BASE[i]), extra(&LEN_BASE, i, 258));
+                    }
+                    let d = DIST_BASE.iter().rposition(|&b| b <= dist).unwrap_or(0);
+                    w.code(d as u32, 5);
+                    w.put(u32::from(dist - DIST_BASE[d]), extra(&DIST_BASE, d, 32769));
+                }
+            }
+        }
+        lit(&mut w, 256);
+        if !last {
+            w.put(0, 3);
+        }
+        w.bytes
+    }
+
+    #[test]
+    fn fixed_block_helper_matches_known_streams() {
+        // 'a', then a match of length 3 at distance 5: zlib says "invalid distance too far
+        // back" (one byte of history).
+        assert_eq!(
+            fixed_block(&[Op::Lit(b'a'), Op::Match(3, 5)], true),
+            [0x4b, 0x04, 0x12, 0x00]
+        );
+        // RFC 7692 §7.2.3.2: "Hello", then the same message as a match.
+        let hello: Vec<Op> = b"Hello".iter().map(|&b| Op::Lit(b)).collect();
+        assert_eq!(
+            fixed_block(&hello, false),
+            [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        );
+        assert_eq!(
+            fixed_block(&[Op::Lit(b'H'), Op::Match(4, 5)], false),
+            [0xf2, 0x00, 0x11, 0x00, 0x00]
+        );
+        // Lengths and distances with extra bits inflate to what they say.
+        let mut out = Vec::new();
+        let mut ops: Vec<Op> = (0..=255u8).map(Op::Lit).collect();
+        ops.extend([Op::Match(258, 256), Op::Match(100, 37), Op::Match(11, 300)]);
+        Inflater::default()
+            .inflate_message(&fixed_block(&ops, false), &mut out, 1000, true)
+            .unwrap();
+        let mut want: Vec<u8> = (0..=255u8).collect();
+        for (len, dist) in [(258, 256), (100, 37), (11, 300)] {
+            for _ in 0..len {
+                want.push(want[want.len() - dist]);
+            }
+        }
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn distance_before_the_start_is_corrupt() {
+        let mut out = Vec::new();
+        for reset in [true, false] {
+            let r = Inflater::default().inflate_message(
+                &[0x4b, 0x04, 0x12, 0x00],
+                &mut out,
+                100,
+                reset,
+            );
+            assert_eq!(r, Err(InflateError::Corrupt), "reset {reset}");
+        }
+        // Distance 1 after one byte is fine.
+        Inflater::default()
+            .inflate_message(
+                &fixed_block(&[Op::Lit(b'a'), Op::Match(3, 1)], true),
+                &mut out,
+                100,
+                true,
+            )
+            .unwrap();
+        assert_eq!(out, b"aaaa");
+        // A match in the first message of a connection reaches back before its first byte.
+        let r = Inflater::default().inflate_message(
+            &fixed_block(&[Op::Match(3, 1)], false),
+            &mut out,
+            100,
+            false,
+        );
+        assert_eq!(r, Err(InflateError::Corrupt));
+    }
+
+    #[test]
+    fn reset_forgets_the_previous_message() {
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let again = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        let mut out = Vec::new();
+        let mut i = Inflater::default();
+        i.inflate_message(&hello, &mut out, 100, true).unwrap();
+        // No context takeover: the match reaches before the start of this message.
+        assert_eq!(
+            i.inflate_message(&again, &mut out, 100, true),
+            Err(InflateError::Corrupt)
+        );
+        // A shared inflater is usable again after a failed message.
+        i.inflate_message(&hello, &mut out, 100, true).unwrap();
+        assert_eq!(out, b"Hello");
+        i.inflate_message(&again, &mut out, 100, false).unwrap();
+        assert_eq!(out, b"Hello");
+        // A message that ends the deflate stream (BFINAL) ends the context too.
+        i.inflate_message(&fixed_block(&[Op::Lit(b'x')], true), &mut out, 100, false)
+            .unwrap();
+        assert_eq!(
+            i.inflate_message(
+                &fixed_block(&[Op::Match(3, 1)], false),
+                &mut out,
+                100,
+                false
+            ),
+            Err(InflateError::Corrupt)
+        );
+    }
+
+    #[test]
+    fn context_takeover_reaches_back_to_the_first_byte_and_no_further() {
+        let abc = fixed_block(&[Op::Lit(b'a'), Op::Lit(b'b'), Op::Lit(b'c')], false);
+        let connection = |second: &[Op], third: &[Op]| {
+            let mut i = Inflater::default();
+            let mut out = Vec::new();
+            i.inflate_message(&abc, &mut out, 100, false).unwrap();
+            i.inflate_message(&fixed_block(second, false), &mut out, 100, false)
+                .map(|()| out.clone())?;
+            i.inflate_message(&fixed_block(third, false), &mut out, 100, false)
+                .map(|()| out)
+        };
+        // Into the previous message, and across two messages to the connection's first byte.
+        assert_eq!(
+            connection(&[Op::Match(3, 3)], &[Op::Match(6, 6)]),
+            Ok(b"abcabc".to_vec())
+        );
+        assert_eq!(
+            connection(&[Op::Lit(b'd'), Op::Match(4, 4)], &[Op::Match(8, 8)]),
+            Ok(b"abcdabcd".to_vec())
+        );
+        // One byte further: before the connection's first byte.
+        assert_eq!(
+            connection(&[Op::Match(3, 4)], &[]),
+            Err(InflateError::Corrupt)
+        );
+        assert_eq!(
+            connection(&[Op::Match(3, 3)], &[Op::Match(3, 7)]),
+            Err(InflateError::Corrupt)
+        );
+        // A full 32 KiB window of history: the farthest distance is fine.
+        let mut i = Inflater::default();
+        let mut out = Vec::new();
+        let mut d = Deflater::new(0, 15);
+        let history: Vec<u8> = (0..40_000u32).map(|n| (n * 7 % 251) as u8).collect();
+        let mut wire = Vec::new();
+        assert!(d.compress_message(&history, &mut wire, true));
+        i.inflate_message(&wire, &mut out, 1 << 20, false).unwrap();
+        i.inflate_message(
+            &fixed_block(&[Op::Match(3, 32768)], false),
+            &mut out,
+            100,
+            false,
+        )
+        .unwrap();
+        assert_eq!(out, history[40_000 - 32768..][..3]);
     }
 
     #[test]
