@@ -7,6 +7,7 @@ mod harness;
 
 mod broadcast;
 mod close;
+mod compression;
 mod echo;
 mod handshake;
 mod limits;
