@@ -598,10 +598,9 @@ fn parse_as_it_arrives(data: &[u8], ends: &[usize]) -> Result<bool, HandshakeErr
     Ok(false)
 }
 
-/// Codec bug (reported, not fixed here): for a malformed request head, `parse_head` answers
-/// `Malformed` (400) when at most `max_head` bytes are buffered but `HeadTooLarge` (431) when
-/// more are, even though the head is already malformed in its first bytes. So the status sent
-/// depends on how the client's bytes were segmented.
+/// Regression test: a request head that is malformed in its first bytes is `Malformed` (400)
+/// however it arrives, not `HeadTooLarge` (431) when more than `max_head` bytes happen to be
+/// buffered (`parse_head` judges only the first `max_head` bytes).
 #[test]
 fn head_error_does_not_depend_on_arrival() {
     let mut data = b"GARBAGE\r\n\r\n".to_vec();

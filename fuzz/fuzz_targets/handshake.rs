@@ -25,11 +25,10 @@ const PROTOCOLS: &[&str] = &["chat", "superchat"];
 /// Requests up to this length are also parsed after every single byte (quadratic).
 const BYTEWISE_MAX: usize = 512;
 
-/// Known issue, see `head_error_does_not_depend_on_arrival` in tests/codec_props.rs:
-/// `parse_head` answers a malformed head with `HeadTooLarge` instead of `Malformed` when more
-/// than `max_head` bytes are buffered, so the error depends on how the bytes arrived. While this
-/// is true the two errors are treated as equal when they are the only difference; set it to
-/// false once the codec is fixed.
+/// `parse_head` once answered a malformed head with `HeadTooLarge` instead of `Malformed` when
+/// more than `max_head` bytes were buffered (see `head_error_does_not_depend_on_arrival` in
+/// tests/codec_props.rs); `true` would treat the two errors as equal when they are the only
+/// difference.
 const TOLERATE_MALFORMED_VS_TOO_LARGE: bool = false;
 
 /// Parses `data` as it would be seen after each arrival ending at one of `splits`.

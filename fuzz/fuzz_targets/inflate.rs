@@ -22,9 +22,11 @@
 //! - without context takeover, a long-lived inflater (the reactor shares one per worker between
 //!   connections) gives the same result as a fresh one: nothing of an earlier message leaks;
 //! - differential: a small, strict reference decoder (after zlib's `puff.c`, in this file) that
-//!   decodes a message completely must get exactly what the inflater returns. The reference is
-//!   stricter than miniz_oxide (complete Huffman codes, no distance beyond the history), so only
-//!   its successes and its "too big" are compared.
+//!   decodes a message completely must get exactly what the inflater returns; when it exceeds
+//!   the limit the inflater fails with `TooBig`, and when a match reaches back before the start
+//!   of the data (no distance beyond the history) the inflater fails too. Other invalid streams
+//!   are not compared: the reference's rules for incomplete Huffman codes are puff's, not
+//!   zlib's.
 //!
 //! Round trips: the plaintext messages compressed by one `Deflater` (the input's level and
 //! window) and inflated by one `Inflater` with `max` = the message's length, with or without
@@ -48,13 +50,10 @@ const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// The deflate window: the farthest a match can reach.
 const WINDOW: usize = 32 << 10;
 
-/// Known issue: `inflate_message` accepts a match that reaches back before the start of the
-/// data (before the message without context takeover, before the connection's first byte with
-/// it) and inflates it to zeros, where zlib fails with "invalid distance too far back".
-/// miniz_oxide checks that distance only with a non-wrapping output buffer, and its streaming
-/// `inflate` always uses a wrapping one. While this is true, such messages are only checked
-/// for the size promises; set it to false once they fail with `InflateError::Corrupt`.
-const TOLERATE_DISTANCE_TOO_FAR_BACK: bool = true;
+/// A match reaching back before the start of the data (before the message without context
+/// takeover, before the connection's first byte with it) must make `inflate_message` fail, as
+/// in zlib ("invalid distance too far back"); `true` would check such messages for sizes only.
+const TOLERATE_DISTANCE_TOO_FAR_BACK: bool = false;
 
 /// A strict raw-deflate (RFC 1951) decoder, written for clarity rather than speed.
 mod reference {
