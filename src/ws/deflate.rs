@@ -286,16 +286,16 @@ impl Inflater {
                 return Err(InflateError::TooBig);
             }
             // Exact growth keeps the allocation within `max + INFLATE_CHUNK` (no doubling).
+            // The step writes into the spare capacity (not zero-filled first); a buffer
+            // reused with more capacity than `room` may overshoot `max` in one step, which
+            // the check below turns into TooBig without any further allocation.
             out.reserve_exact(room);
-            out.resize(start + room, 0);
-            let (in_before, out_before) = (self.d.total_in(), self.d.total_out());
-            let r = self
-                .d
-                .decompress(input, &mut out[start..], FlushDecompress::None);
-            // Both bounded by the slices just passed in.
+            let avail = out.capacity() - start;
+            let in_before = self.d.total_in();
+            let r = self.d.decompress_vec(input, out, FlushDecompress::None);
+            // Bounded by the input slice just passed in.
             let consumed = (self.d.total_in() - in_before) as usize;
-            let written = (self.d.total_out() - out_before) as usize;
-            out.truncate(start + written);
+            let written = out.len() - start;
             input = &input[consumed..];
             if out.len() > max {
                 return Err(InflateError::TooBig);
@@ -310,7 +310,7 @@ impl Inflater {
                 Ok(Status::BufError) => return Ok(false),
                 Err(_) => return Err(InflateError::Corrupt),
             }
-            if input.is_empty() && written < room {
+            if input.is_empty() && written < avail {
                 return Ok(false);
             }
         }
