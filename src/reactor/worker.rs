@@ -5,10 +5,11 @@
 //! reads and writes go until `WouldBlock` (reads within a per-event budget, the rest is
 //! resumed next iteration), and writable interest is registered only while output is
 //! pending. Output produced while handling one batch of events is corked and flushed at the
-//! end of the iteration, oldest first and at most `FLUSH_BUDGET` connections per iteration
-//! (the rest on the next, after a poll that does not wait), so messages that arrive during a
-//! long fan-out join the writes still to come; closed connections are freed after the iteration, so a token
-//! is never reused within one batch of events.
+//! end of the iteration, oldest first and at most `FLUSH_BUDGET` connections (or as many as
+//! events were handled) per iteration; the rest go on the next, after a poll that does not
+//! wait, so messages that arrive during a long fan-out join the writes still to come.
+//! Closed connections are freed after the iteration, so a token is never reused within one
+//! batch of events.
 //!
 //! Iteration order: poll → handle events (accept, inbox, reads, writes) → fan out published
 //! frames (to other workers' inboxes, then to local members) → flush → sweep timers (when
