@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use crate::harness::{raw_frame, Raw, Server, BINARY, KEY};
+use crate::harness::{raw_frame, upgrade_request_with, Raw, Server, BINARY};
 
 const INVALID_PAYLOAD: u16 = 1007;
 const RSV1: u8 = 0x40;
@@ -18,14 +18,10 @@ const HELLO_AGAIN: &[u8] = &[0xf2, 0x00, 0x11, 0x00, 0x00];
 /// Upgrades on /echo offering permessage-deflate with `params`; checks it was accepted.
 fn upgrade_deflate(addr: SocketAddr, params: &str) -> Raw {
     let mut c = Raw::connect(addr);
-    c.send(
-        format!(
-            "GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Extensions: permessage-deflate{params}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
+    c.send(&upgrade_request_with(
+        "/echo",
+        &format!("Sec-WebSocket-Extensions: permessage-deflate{params}\r\n"),
+    ));
     let resp = c.read_head();
     assert_eq!(
         resp.status_line, "HTTP/1.1 101 Switching Protocols",

@@ -421,9 +421,14 @@ impl Raw {
 
 /// A valid upgrade request for `path` with [`KEY`].
 pub fn upgrade_request(path: &str) -> Vec<u8> {
+    upgrade_request_with(path, "")
+}
+
+/// [`upgrade_request`] with `extra` header lines (each ending in `\r\n`) before the blank line.
+pub fn upgrade_request_with(path: &str, extra: &str) -> Vec<u8> {
     format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
     .into_bytes()
 }
