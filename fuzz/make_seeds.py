@@ -144,3 +144,8 @@ inf("fixed-huffman-bfinal", 0x00, 1000, 0, [], b"", [zlib.compress(CHAT, 9)[2:-4
 # Fixed Huffman, BFINAL: literal 'a', then a match of 3 at distance 5 with 1 byte of history.
 # Invalid ("distance too far back" in zlib); see TOLERATE_DISTANCE_TOO_FAR_BACK.
 inf("distance-before-start", 0x04, 100, 0, [], b"a", [bytes([0x4b, 0x04, 0x12, 0x00])])
+# Dynamic blocks whose distance code is a single code of 1 bit (valid) and of 2 bits (zlib:
+# "invalid distances set"; puff.c accepts it). Under a 1-byte limit the inflater fails with
+# Corrupt, a puff-like reference with TooBig: the CI crash of 2026-12-01.
+inf("single-distance-code", 0x04, 0, 0, [], b"",
+    [bytes.fromhex("05c0010900000080a0adf67f446a"), bytes.fromhex("05c0010900000080a0adf67f4469")])

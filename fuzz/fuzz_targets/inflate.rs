@@ -25,8 +25,8 @@
 //!   decodes a message completely must get exactly what the inflater returns; when it exceeds
 //!   the limit the inflater fails with `TooBig`, and when a match reaches back before the start
 //!   of the data (no distance beyond the history) the inflater fails too. Other invalid streams
-//!   are not compared: the reference's rules for incomplete Huffman codes are puff's, not
-//!   zlib's.
+//!   are not compared. The reference rejects what zlib rejects, including zlib's rule for
+//!   incomplete Huffman codes (only a single one-bit code), which is stricter than puff's.
 //!
 //! Round trips: the plaintext messages compressed by one `Deflater` (the input's level and
 //! window) and inflated by one `Inflater` with `max` = the message's length, with or without
@@ -141,6 +141,11 @@ mod reference {
                 }
             }
             (h, left)
+        }
+
+        /// Exactly one code, and it is one bit long.
+        fn single_length_one(&self) -> bool {
+            self.count[1] == 1 && self.count[2..].iter().all(|&c| c == 0)
         }
 
         fn decode(&self, bits: &mut Bits<'_>) -> Result<usize, Error> {
@@ -302,13 +307,16 @@ mod reference {
             if lengths[256] == 0 {
                 return Err(Error::Invalid); // no end-of-block code
             }
-            // Incomplete codes are allowed only when they have a single code.
+            // zlib's rule (inftrees.c): an incomplete code is allowed only when it is a single
+            // code of length 1. puff.c checks only "a single code", so it accepts e.g. one
+            // distance code of length 2 that zlib rejects ("invalid distances set") before
+            // producing any output of the block.
             let (lit, left) = Huffman::new(&lengths[..nlen]);
-            if left < 0 || (left > 0 && nlen - usize::from(lit.count[0]) != 1) {
+            if left < 0 || (left > 0 && !lit.single_length_one()) {
                 return Err(Error::Invalid);
             }
             let (dist, left) = Huffman::new(&lengths[nlen..nlen + ndist]);
-            if left < 0 || (left > 0 && ndist - usize::from(dist.count[0]) != 1) {
+            if left < 0 || (left > 0 && !dist.single_length_one()) {
                 return Err(Error::Invalid);
             }
             self.codes(&lit, &dist)

@@ -839,4 +839,34 @@ mod tests {
         assert_eq!(e, InflateError::Corrupt);
         assert_eq!(e.close_code(), CloseCode::INVALID_PAYLOAD);
     }
+
+    /// Hand-assembled dynamic blocks (BFINAL, literals 'a' and 'b', end of block; lit/len
+    /// code lengths a=1, b=2, 256=2) whose distance code is a single code of 1 bit and of 2
+    /// bits; they differ only in that length. Python's zlib agrees:
+    /// `zlib.decompressobj(-15).decompress(bytes.fromhex("05c0010900000080a0adf67f446a"))`.
+    const SINGLE_DISTANCE_CODE_1_BIT: [u8; 14] = [
+        0x05, 0xc0, 0x01, 0x09, 0, 0, 0, 0x80, 0xa0, 0xad, 0xf6, 0x7f, 0x44, 0x6a,
+    ];
+    const SINGLE_DISTANCE_CODE_2_BITS: [u8; 14] = [
+        0x05, 0xc0, 0x01, 0x09, 0, 0, 0, 0x80, 0xa0, 0xad, 0xf6, 0x7f, 0x44, 0x69,
+    ];
+
+    #[test]
+    fn incomplete_code_is_allowed_only_as_a_single_one_bit_code() {
+        // zlib's rule (inftrees.c), which the fuzz target's reference decoder follows too:
+        // one distance code of length 1 is fine, one of length 2 is "invalid distances set".
+        let mut out = Vec::new();
+        Inflater::default()
+            .inflate_message(&SINGLE_DISTANCE_CODE_1_BIT, &mut out, 100, true)
+            .unwrap();
+        assert_eq!(out, b"ab");
+        // Corrupt rather than TooBig even under a 1-byte limit: the header is rejected
+        // before the block produces anything.
+        for max in [1, 100] {
+            let e = Inflater::default()
+                .inflate_message(&SINGLE_DISTANCE_CODE_2_BITS, &mut out, max, true)
+                .unwrap_err();
+            assert_eq!(e, InflateError::Corrupt, "limit {max}");
+        }
+    }
 }
