@@ -82,3 +82,26 @@ fn match_before_the_data_is_1007() {
     c.send(&raw_frame(0x80 | RSV1 | BINARY, &[0x02, 0x32, 0x01, 0x00]));
     c.expect_close_code(INVALID_PAYLOAD);
 }
+
+/// An incomplete Huffman code is valid only as a single one-bit code (zlib's rule): a dynamic
+/// block whose single distance code has two bits fails with 1007, with the worker's shared
+/// inflater and with the connection's own. (That the header is rejected before a size limit
+/// applies is a unit test: the wire limits here are never below the compressed size.)
+#[test]
+fn incomplete_distance_code_is_1007() {
+    // Dynamic blocks for "ab" (see ws::deflate's unit tests); they differ only in the length
+    // of their single distance code: 1 bit, then 2 bits.
+    const ONE_BIT: &[u8] = &[
+        0x05, 0xc0, 0x01, 0x09, 0, 0, 0, 0x80, 0xa0, 0xad, 0xf6, 0x7f, 0x44, 0x6a,
+    ];
+    const TWO_BITS: &[u8] = &[
+        0x05, 0xc0, 0x01, 0x09, 0, 0, 0, 0x80, 0xa0, 0xad, 0xf6, 0x7f, 0x44, 0x69,
+    ];
+    let server = Server::start(&["--compression-min-size", "1024"]);
+    for params in ["; client_no_context_takeover", ""] {
+        let mut c = upgrade_deflate(server.addr, params);
+        echo(&mut c, ONE_BIT, b"ab");
+        c.send(&raw_frame(0x80 | RSV1 | BINARY, TWO_BITS));
+        c.expect_close_code(INVALID_PAYLOAD);
+    }
+}
