@@ -14,7 +14,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Worker threads, one event loop each. Default: available cores.
     pub workers: usize,
-    /// Largest payload of one frame, bytes. Default: 16 MiB.
+    /// Largest payload of one frame, bytes; a smaller `max_message` caps it. Default: 16 MiB.
     pub max_frame: usize,
     /// Largest message (all fragments), bytes. Default: 16 MiB.
     pub max_message: usize,
@@ -55,7 +55,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_frame: 16 << 20,
             max_message: 16 << 20,
-            max_head: crate::ws::handshake::DEFAULT_MAX_HEAD,
+            max_head: crate::http::DEFAULT_MAX_HEAD,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
@@ -81,9 +81,6 @@ pub enum ConfigError {
     /// A size that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroSize(&'static str),
-    /// max_frame larger than max_message.
-    #[error("max frame size ({0}) exceeds max message size ({1})")]
-    FrameOverMessage(usize, usize),
     /// idle timeout not longer than the ping interval: peers would be closed before a ping.
     #[error("idle timeout must be longer than the ping interval")]
     IdleBeforePing,
@@ -114,12 +111,6 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::ZeroSize(name));
             }
-        }
-        if self.max_frame > self.max_message {
-            return Err(ConfigError::FrameOverMessage(
-                self.max_frame,
-                self.max_message,
-            ));
         }
         for (name, t) in [
             ("ping interval", self.ping_interval),
@@ -176,12 +167,13 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::NoWorkers));
+        // A message limit below the frame limit caps it: not an error.
         let c = Config {
             max_frame: 10,
             max_message: 5,
             ..Config::default()
         };
-        assert_eq!(c.validate(), Err(ConfigError::FrameOverMessage(10, 5)));
+        assert_eq!(c.validate(), Ok(()));
         let c = Config {
             idle_timeout: Duration::from_secs(1),
             ..Config::default()

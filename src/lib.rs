@@ -1,16 +1,19 @@
 //! corecast: a WebSocket engine and real-time chat & notification server.
 //!
-//! - [`ws`]: sans-IO RFC 6455 (handshake, frames, assembly, UTF-8, close rules).
-//! - [`reactor`]: thread-per-core mio workers that own every socket.
-//! - [`hub`]: per-worker delivery groups; frames encoded once, shared by every recipient.
-//! - [`route`]: path → endpoint.
+//! - [`http`]: sans-IO HTTP/1.1 request heads, bodies and responses.
+//! - [`ws`]: sans-IO RFC 6455/7692 (upgrade rules, frames, assembly, UTF-8, close, deflate).
+//! - [`reactor`]: thread-per-core mio workers that own every socket, and the [`reactor::App`]
+//!   seam through which applications act on connections.
+//! - [`hub`]: per-worker delivery groups (who receives a frame encoded once).
+//! - [`apps`]: the applications served (`/echo`, `/broadcast`) and the path router.
 //! - [`config`]: the server's settings with their defaults.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod apps;
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod reactor;
-pub mod route;
 pub mod ws;
 
 pub use config::Config;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use corecast::apps::Corecast;
 use corecast::ws::deflate::CompressionMode;
 use corecast::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -121,7 +122,18 @@ impl Args {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no backtrace: "corecast: binding 127.0.0.1:80: permission denied".
+            let _ = writeln!(std::io::stderr(), "corecast: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -130,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cfg = Args::parse().into_config();
+    cfg.validate().context("invalid configuration")?;
 
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::info!(open_files = n, "open-file limit"),
@@ -140,7 +153,10 @@ fn main() -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     let server = Server::bind(cfg.clone()).with_context(|| format!("binding {}", cfg.listen))?;
     let addr = server.local_addr();
-    let handle = server.start().context("starting workers")?;
+    let app_cfg = cfg.clone();
+    let handle = server
+        .start(move |_worker| Corecast::new(&app_cfg))
+        .context("starting workers")?;
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.
     let mut out = std::io::stdout();

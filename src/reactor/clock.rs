@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 /// Milliseconds on the worker clock.
-pub(crate) type Millis = u32;
+pub type Millis = u32;
 
 /// The worker's time source.
 #[derive(Debug, Clone, Copy)]

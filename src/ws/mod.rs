@@ -15,4 +15,4 @@ pub mod utf8;
 pub use assemble::{Assembler, DataKind, Decoded, Event, MessageLimits, ProtocolError};
 pub use close::{CloseCode, CloseFrame};
 pub use frame::{FrameError, FrameHeader, HeaderRules, HeaderStatus, OpCode};
-pub use handshake::{HandshakeError, RequestHead};
+pub use handshake::UpgradeError;
