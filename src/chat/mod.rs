@@ -20,3 +20,4 @@ pub mod json;
 mod tape;
 pub mod time;
 pub mod validate;
+pub mod wire;
