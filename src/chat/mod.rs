@@ -14,6 +14,7 @@
 //! - [`wire`]: one encoder per server → client message.
 //! - [`api`]: the HTTP JSON API bodies (publish, notify, disconnect) and responses.
 
+pub mod api;
 pub mod command;
 pub mod error;
 pub mod json;
