@@ -5,11 +5,13 @@
 //! - [`reactor`]: thread-per-core mio workers that own every socket, and the [`reactor::App`]
 //!   seam through which applications act on connections.
 //! - [`hub`]: per-worker delivery groups (who receives a frame encoded once).
+//! - [`chat`]: the chat protocol, sans-IO: client commands, server messages, JSON writer.
 //! - [`apps`]: the applications served (`/echo`, `/broadcast`) and the path router.
 //! - [`config`]: the server's settings with their defaults.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod apps;
+pub mod chat;
 pub mod config;
 pub mod http;
 pub mod hub;
