@@ -16,6 +16,8 @@ CORECAST_SCREENSHOT=1.
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -28,6 +30,7 @@ from websockets.asyncio.client import connect
 from test_chromium import CHROMIUM, Browser, Cdp
 
 API_KEY = "demo-test-key"
+JWT_SECRET = "demo-test-secret"
 TEST_TIMEOUT_S = 120
 WAIT_S = 15
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,19 +84,19 @@ class Page:
 
     async def call(self, expression):
         """Awaits a promise in the page; returns {"ok": value} or {"err": rejection}."""
-        return await self.js(f"Promise.resolve().then(() => {expression}).then((ok) => ({{ok}}), (err) => ({{err}}))")
+        return await self.js(
+            f"Promise.resolve().then(() => {expression}).then((ok) => ({{ok}}), (err) => ({{err}}))"
+        )
 
     async def messages(self, room):
         return await self.js(f"corecastDemo.messages({json.dumps(room)})")
 
     async def login(self, username):
-        await self.js(
-            f"""(() => {{
+        await self.js(f"""(() => {{
               document.getElementById("login-name").value = {json.dumps(username)};
               document.getElementById("login-submit").click();
               return true;
-            }})()"""
-        )
+            }})()""")
         await self.wait(
             f"corecastDemo.isOpen() && corecastDemo.state.user === {json.dumps(username)}", "welcome"
         )
@@ -108,8 +111,19 @@ async def open_page(cdp, url, name):
         {"width": 1280, "height": 760, "deviceScaleFactor": 1, "mobile": False},
         session,
     )
-    await page.wait("document.readyState === 'complete' && typeof window.corecastDemo === 'object'", "page load")
+    await page.wait(
+        "document.readyState === 'complete' && typeof window.corecastDemo === 'object'", "page load"
+    )
     return page
+
+
+def hs256(claims, secret=JWT_SECRET):
+    """A compact JWS (RFC 7515) signed with HMAC-SHA256, as `corecast token` makes them."""
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
 
 
 def api(srv, path, body):
@@ -158,8 +172,10 @@ async def demo_session(browser, srv, tmp_path):
         bob = await open_page(cdp, base, "bob")
 
         # The page itself: a name that does not match [A-Za-z0-9._-]{1,64} is refused locally.
-        await alice.js('document.getElementById("login-name").value = "no spaces!"; '
-                       'document.getElementById("login-submit").click(); true')
+        await alice.js(
+            'document.getElementById("login-name").value = "no spaces!"; '
+            'document.getElementById("login-submit").click(); true'
+        )
         assert await alice.js('document.getElementById("login-error").textContent') != ""
         assert await alice.js("corecastDemo.state.connections") == 0
         delays = await alice.js("[0, 1, 4, 5, 30, 500].map((a) => corecastDemo.backoffDelay(a, 0.999999))")
@@ -175,20 +191,18 @@ async def demo_session(browser, srv, tmp_path):
             )
 
         # general, through the UI: typing first, then the message (with HTML in it).
-        await alice.js(
-            """(() => {
+        await alice.js("""(() => {
               const i = document.getElementById("composer-input");
               i.value = "hel"; i.dispatchEvent(new Event("input", {bubbles: true})); return true;
-            })()"""
-        )
+            })()""")
         await bob.wait("document.getElementById('typing').textContent.includes('alice is typing')", "typing")
-        await alice.js(
-            f"""(() => {{
+        await alice.js(f"""(() => {{
               document.getElementById("composer-input").value = {json.dumps(XSS)};
               document.getElementById("composer-send").click(); return true;
-            }})()"""
+            }})()""")
+        await bob.wait(
+            f"corecastDemo.messages('general').some((m) => m.content === {json.dumps(XSS)})", "alice's chat"
         )
-        await bob.wait(f"corecastDemo.messages('general').some((m) => m.content === {json.dumps(XSS)})", "alice's chat")
         seq = await alice.wait(
             f"(corecastDemo.messages('general').find((m) => m.content === {json.dumps(XSS)}) || {{}}).seq",
             "own chat back with its seq",
@@ -198,35 +212,40 @@ async def demo_session(browser, srv, tmp_path):
             "[...document.querySelectorAll('#messages [data-testid=message]')].map((li) => li.textContent).join('\\n')"
         )
         assert XSS in rendered, rendered
-        assert await bob.js("window.__xss === undefined && !document.querySelector('#messages img, #messages b')")
+        assert await bob.js(
+            "window.__xss === undefined && !document.querySelector('#messages img, #messages b')"
+        )
         await bob_chat("general", "hi alice")
 
         # A joined room: alice through the join form, bob through the hook.
-        await alice.js(
-            """(() => {
+        await alice.js("""(() => {
               document.getElementById("join-name").value = "backend";
               document.getElementById("join-submit").click(); return true;
-            })()"""
+            })()""")
+        await alice.wait(
+            "corecastDemo.state.active.name === 'backend' && corecastDemo.state.rooms.backend.joined", "join"
         )
-        await alice.wait("corecastDemo.state.active.name === 'backend' && corecastDemo.state.rooms.backend.joined", "join")
         r = await bob.call("corecastDemo.joinRoom('backend')")
         assert r["ok"]["type"] == "ack", r
         await alice.wait("corecastDemo.state.rooms.backend.members.join() === 'alice,bob'", "bob in backend")
         await bob_chat("backend", "backend from bob")
         r = await alice.call("corecastDemo.sendChat('backend', 'backend from alice')")
         sent["backend"][r["ok"]["seq"]] = ("chat", "backend from alice")
-        await bob.wait("corecastDemo.messages('backend').some((m) => m.content === 'backend from alice')", "room chat")
+        await bob.wait(
+            "corecastDemo.messages('backend').some((m) => m.content === 'backend from alice')", "room chat"
+        )
 
         # Private: alice clicks bob in the member list and sends from the composer.
         await alice.js("corecastDemo.activate('room', 'general'); true")
         await alice.js("document.querySelector('#members [data-user=bob]').click(); true")
-        assert await alice.js("corecastDemo.state.active.kind + ':' + corecastDemo.state.active.name") == "private:bob"
-        await alice.js(
-            """(() => {
+        assert (
+            await alice.js("corecastDemo.state.active.kind + ':' + corecastDemo.state.active.name")
+            == "private:bob"
+        )
+        await alice.js("""(() => {
               document.getElementById("composer-input").value = "psst bob";
               document.getElementById("composer-send").click(); return true;
-            })()"""
-        )
+            })()""")
         await bob.wait(
             "corecastDemo.state.privates.some((p) => p.from === 'alice' && p.to === 'bob' && p.content === 'psst bob')",
             "private from alice",
@@ -237,7 +256,9 @@ async def demo_session(browser, srv, tmp_path):
         )
         r = await bob.call("corecastDemo.sendPrivate('alice', 'psst alice')")
         assert r["ok"]["status"] == "delivered" and r["ok"]["devices"] == 1, r
-        await alice.wait("corecastDemo.state.privates.some((p) => p.from === 'bob' && p.content === 'psst alice')", "reply")
+        await alice.wait(
+            "corecastDemo.state.privates.some((p) => p.from === 'bob' && p.content === 'psst alice')", "reply"
+        )
         # alice's second device sends to bob: alice's page shows the copy.
         url = f"ws://{srv.host}:{srv.port}/ws?username=alice"
         async with connect(url, proxy=None, ping_interval=None, open_timeout=10) as dev:
@@ -251,24 +272,29 @@ async def demo_session(browser, srv, tmp_path):
         # Break 1: the server closes alice (1008) while her network is down; bob sends meanwhile.
         await alice.js(BLOCKER)
         assert await api_async(srv, "/api/disconnect", {"user": "alice"}) == {"disconnected": 1}
-        await alice.wait("!corecastDemo.isOpen() && corecastDemo.state.attempt >= 2", "a failed reconnect attempt")
+        await alice.wait(
+            "!corecastDemo.isOpen() && corecastDemo.state.attempt >= 2", "a failed reconnect attempt"
+        )
         assert (await alice.js("corecastDemo.state.closes[0].code")) == 1008
         await bob.wait("!corecastDemo.state.rooms.general.members.includes('alice')", "alice gone for bob")
         for i in range(5):
             await bob_chat("general", f"missed general {i}")
             await bob_chat("backend", f"missed backend {i}")
-        published = await api_async(srv, "/api/publish", {"room": "backend", "type": "deploy", "data": {"v": 7}})
+        published = await api_async(
+            srv, "/api/publish", {"room": "backend", "type": "deploy", "data": {"v": 7}}
+        )
         assert published["delivered"] == 1, published
         sent["backend"][published["seq"]] = ("deploy", {"v": 7})
         r = await bob.call("corecastDemo.sendPrivate('alice', 'nobody home')")
         assert r.get("err", {}).get("code") == "user_not_found", r
         await alice.js("window.__blockWs = false; true")
-        await alice.wait("corecastDemo.isOpen() && corecastDemo.state.connections === 2", "reconnect 1", timeout=40)
+        await alice.wait(
+            "corecastDemo.isOpen() && corecastDemo.state.connections === 2", "reconnect 1", timeout=40
+        )
 
         # Break 2: bob sends continuously (10/s, under the 20/s limit) while alice's page drops
         # its socket; live and history overlap around the rejoin.
-        await bob.js(
-            """window.__bobAcks = []; window.__bobDone = (async () => {
+        await bob.js("""window.__bobAcks = []; window.__bobDone = (async () => {
               for (let i = 0; i < 30; i++) {
                 const room = i % 2 ? "backend" : "general", text = "stream " + i;
                 const ack = await corecastDemo.sendChat(room, text);
@@ -276,11 +302,12 @@ async def demo_session(browser, srv, tmp_path):
                 await new Promise((r) => setTimeout(r, 100));
               }
               return true;
-            })(); true"""
-        )
+            })(); true""")
         await bob.wait("window.__bobAcks.length >= 6", "bob streaming")
         assert await alice.js("corecastDemo.dropConnection('test')")
-        await alice.wait("corecastDemo.isOpen() && corecastDemo.state.connections === 3", "reconnect 2", timeout=40)
+        await alice.wait(
+            "corecastDemo.isOpen() && corecastDemo.state.connections === 3", "reconnect 2", timeout=40
+        )
         assert await bob.js("window.__bobDone.then(() => true)")
         for room, seq, text in await bob.js("window.__bobAcks"):
             sent[room][seq] = ("chat", text)
@@ -303,7 +330,9 @@ async def demo_session(browser, srv, tmp_path):
         # What the user sees: general, with the DOM holding exactly the messages of the hook.
         await alice.js("corecastDemo.activate('room', 'general'); true")
         await asyncio.sleep(0.2)
-        dom = await alice.js("[...document.querySelectorAll('#messages [data-testid=message]')].map((li) => +li.dataset.seq)")
+        dom = await alice.js(
+            "[...document.querySelectorAll('#messages [data-testid=message]')].map((li) => +li.dataset.seq)"
+        )
         assert dom == [m["seq"] for m in await alice.messages("general")], dom
         await cdp.call("Page.bringToFront", {}, alice.session)  # a background tab is not painted
         shot = await cdp.call("Page.captureScreenshot", {"format": "png"}, alice.session)
@@ -323,3 +352,38 @@ def test_demo_chat_two_pages_reconnect(browser, corecast, tmp_path):
     (tmp_path / "demo-chat.png").write_bytes(png)
     if os.environ.get("CORECAST_SCREENSHOT") == "1":
         (ROOT / "docs" / "demo-chat.png").write_bytes(png)
+
+
+def test_demo_token_from_fragment(browser, corecast):
+    """With --jwt-secret the page connects with the token of its URL fragment (?token= on /ws),
+    takes its id and name from the welcome and removes the token from the address bar; a token
+    the server refuses (401 before the upgrade) leaves the page retrying with backoff."""
+    srv = corecast("--jwt-secret", JWT_SECRET)
+    sub = "carol@example.com"
+    good = hs256({"sub": sub, "name": "Carol", "exp": int(time.time()) + 3600})
+    expired = hs256({"sub": sub, "exp": int(time.time()) - 60})
+
+    async def go():
+        async with connect(browser.ws_url, proxy=None, max_size=None, ping_interval=None) as ws:
+            cdp = Cdp(ws)
+            page = await open_page(cdp, f"http://{srv.host}:{srv.port}/#token={good}", "carol")
+            await page.wait(
+                f"corecastDemo.isOpen() && corecastDemo.state.user === {json.dumps(sub)}", "welcome"
+            )
+            assert await page.js("corecastDemo.state.name") == "Carol"
+            assert await page.js("location.hash") == ""
+            assert await page.js("document.getElementById('me').textContent") == f"Carol ({sub})"
+            await page.wait(
+                "(corecastDemo.state.rooms.general || {members: []}).members.includes('carol@example.com')",
+                "member of general",
+            )
+
+            bad = await open_page(cdp, f"http://{srv.host}:{srv.port}/#token={expired}", "expired")
+            await bad.wait("corecastDemo.state.closes.length >= 2", "two refused attempts")
+            assert await bad.js("corecastDemo.state.connections") == 0
+            assert await bad.js("corecastDemo.state.status") == "reconnecting"
+            assert await bad.js("corecastDemo.state.attempt") >= 2
+            for p in (page, bad):
+                await cdp.call("Target.closeTarget", {"targetId": p.target})
+
+    asyncio.run(asyncio.wait_for(go(), TEST_TIMEOUT_S))
