@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use corecast::apps::Corecast;
+use corecast::apps::{AppShared, Corecast};
 use corecast::ws::deflate::CompressionMode;
 use corecast::ws::frame::{encode_client_frame, OpCode};
 use corecast::{Config, Server};
@@ -81,8 +81,9 @@ fn main() {
     let app_cfg = cfg.clone();
     let server = Server::bind(cfg).expect("bind");
     let addr = server.local_addr();
+    let shared = AppShared::new(app_cfg, server.shared().clone());
     let handle = server
-        .start(move |_| Corecast::new(&app_cfg))
+        .start(move |worker| Corecast::new(worker, &shared))
         .expect("start");
 
     let mut buf = vec![0u8; 1 << 16];

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use corecast::apps::Corecast;
+use corecast::apps::{AppShared, Corecast};
+use corecast::config::Secret;
 use corecast::ws::deflate::CompressionMode;
 use corecast::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// corecast: WebSocket engine and real-time server. Serves /echo and /broadcast.
+/// corecast: WebSocket engine and real-time chat, notification and event server.
+/// Serves /ws (chat), /echo, /broadcast, / (demo page), /health, /metrics and /api/.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -70,6 +72,46 @@ struct Args {
     /// Messages shorter than this are sent uncompressed.
     #[arg(long, env = "CORECAST_COMPRESSION_MIN_SIZE", default_value = "128", value_parser = parse_size)]
     compression_min_size: usize,
+
+    /// Chat: messages kept per room for history and `since` recovery.
+    #[arg(long, env = "CORECAST_HISTORY", default_value_t = 100)]
+    history: usize,
+    /// Chat: how long an empty room keeps its history and seq.
+    #[arg(long, env = "CORECAST_ROOM_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    room_ttl: Duration,
+    /// Chat: no join/leave notices in rooms with more members than this.
+    #[arg(long, env = "CORECAST_PRESENCE_MAX_MEMBERS", default_value_t = 1000)]
+    presence_max_members: usize,
+    /// Chat: largest /ws message (after inflate); larger ones close with 1009.
+    #[arg(long, env = "CORECAST_CHAT_MAX_MESSAGE", default_value = "4KiB", value_parser = parse_size)]
+    chat_max_message: usize,
+    /// Chat: rooms per connection, general included.
+    #[arg(long, env = "CORECAST_MAX_ROOMS", default_value_t = 100)]
+    max_rooms: usize,
+    /// Chat: /ws upgrade attempts per client IP per second.
+    #[arg(long, env = "CORECAST_CONN_RATE", default_value_t = 20)]
+    conn_rate: u32,
+    /// Chat: burst of upgrade attempts per client IP.
+    #[arg(long, env = "CORECAST_CONN_BURST", default_value_t = 40)]
+    conn_burst: u32,
+    /// Chat: messages per connection per second.
+    #[arg(long, env = "CORECAST_MSG_RATE", default_value_t = 20)]
+    msg_rate: u32,
+    /// Chat: burst of messages per connection.
+    #[arg(long, env = "CORECAST_MSG_BURST", default_value_t = 40)]
+    msg_burst: u32,
+    /// Proxies whose X-Forwarded-For / X-Real-IP are believed (comma-separated IPs or CIDRs).
+    #[arg(long, env = "CORECAST_TRUSTED_PROXIES", default_value = "")]
+    trusted_proxies: String,
+    /// Origins allowed on /ws (comma-separated scheme://host[:port], or *); default same-origin.
+    #[arg(long, env = "CORECAST_ALLOWED_ORIGINS")]
+    allowed_origins: Option<String>,
+    /// HS256 secret: /ws requires a JWT (query token, cookie token or Authorization: Bearer).
+    #[arg(long, env = "CORECAST_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Enables the HTTP API (/api/...) with this key (Authorization: Bearer KEY).
+    #[arg(long, env = "CORECAST_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 fn parse_mode(s: &str) -> Result<CompressionMode, String> {
@@ -118,6 +160,19 @@ impl Args {
             compression: self.compression,
             compression_level: self.compression_level,
             compression_min_size: self.compression_min_size,
+            history: self.history,
+            room_ttl: self.room_ttl,
+            presence_max_members: self.presence_max_members,
+            chat_max_message: self.chat_max_message,
+            max_rooms: self.max_rooms,
+            conn_rate: self.conn_rate,
+            conn_burst: self.conn_burst,
+            msg_rate: self.msg_rate,
+            msg_burst: self.msg_burst,
+            trusted_proxies: self.trusted_proxies,
+            allowed_origins: self.allowed_origins,
+            jwt_secret: self.jwt_secret.map(Secret),
+            api_key: self.api_key.map(Secret),
         }
     }
 }
@@ -149,13 +204,18 @@ fn run() -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
     let workers = cfg.workers;
+    if cfg.jwt_secret.is_none() {
+        tracing::warn!(
+            "no --jwt-secret: /ws trusts ?username= (development mode); set a secret in production"
+        );
+    }
     // Register signals before the workers start so an early SIGTERM is not lost.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     let server = Server::bind(cfg.clone()).with_context(|| format!("binding {}", cfg.listen))?;
     let addr = server.local_addr();
-    let app_cfg = cfg.clone();
+    let shared = AppShared::new(cfg.clone(), server.shared().clone());
     let handle = server
-        .start(move |_worker| Corecast::new(&app_cfg))
+        .start(move |worker| Corecast::new(worker, &shared))
         .context("starting workers")?;
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.

@@ -1,26 +1,41 @@
 //! The applications corecast serves, composed into the one [`App`] the reactor runs: the
 //! router that sends each request path to its endpoint.
 //!
-//! Owns the path table and the per-connection state enum; each endpoint's behaviour lives in
-//! its own module (`echo`, `broadcast`). Unknown paths get 404.
+//! Owns the path table, the per-connection state enum and the peer message enum; each
+//! endpoint's behaviour lives in its own module: `echo`, `broadcast`, `chat` (`/ws`) and
+//! `side` (`/`, `/health`, `/metrics`, `/api/…`), which routes before the WebSocket apps.
+//! Unknown paths get 404.
 
 pub mod broadcast;
+pub mod chat;
 pub mod echo;
+pub mod side;
+
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::http::{RequestHead, Response, Status};
 use crate::hub::Slot;
-use crate::reactor::{App, ConnId, Cx, Decision, SharedFrame};
+use crate::reactor::{self, App, ConnId, Cx, Decision, SharedFrame};
 use crate::ws::DataKind;
 use broadcast::Broadcast;
+use chat::conn::ChatConn;
+use chat::msg::ChatMsg;
+use chat::{Chat, ChatShared};
+use side::SideDoor;
 
-/// A connection's application state (inline in the reactor's connection: 16 bytes).
+/// A connection's application state, inline in the reactor's connection (16 bytes; the chat
+/// state is boxed so that an idle `/echo` connection does not pay for it).
 #[derive(Debug)]
 pub enum ConnState {
     /// On `/echo`.
     Echo,
     /// On `/broadcast`, at this slot of the worker's member group.
     Broadcast(Slot),
+    /// On `/ws`.
+    Chat(Box<ChatConn>),
+    /// An HTTP request waiting for its answer (an API call at another worker).
+    Http,
 }
 
 /// What the workers' instances send each other.
@@ -28,24 +43,50 @@ pub enum ConnState {
 pub enum PeerMsg {
     /// A `/broadcast` frame for this worker's members.
     Broadcast(SharedFrame),
+    /// The chat service.
+    Chat(ChatMsg),
+}
+
+/// What every worker's applications share.
+#[derive(Debug)]
+pub struct AppShared {
+    /// The reactor's counters and gauges.
+    pub reactor: reactor::Shared,
+    /// The chat service's settings, counters and gauges.
+    pub chat: ChatShared,
+}
+
+impl AppShared {
+    /// For a server bound with `cfg`.
+    pub fn new(cfg: Config, reactor: reactor::Shared) -> Arc<Self> {
+        let workers = cfg.workers;
+        Arc::new(Self {
+            reactor,
+            chat: ChatShared::new(Arc::new(cfg), workers),
+        })
+    }
 }
 
 /// One worker's instance of the server's applications.
 #[derive(Debug)]
 pub struct Corecast {
     broadcast: Broadcast,
+    chat: Chat,
+    side: SideDoor,
 }
 
 impl Corecast {
-    /// The applications for one worker.
-    pub fn new(_cfg: &Config) -> Self {
+    /// The applications for worker `worker`.
+    pub fn new(worker: usize, shared: &Arc<AppShared>) -> Self {
         Self {
             broadcast: Broadcast::default(),
+            chat: Chat::new(worker, shared.clone()),
+            side: SideDoor::new(shared.clone()),
         }
     }
 }
 
-type Cx2<'a> = Cx<'a, ConnState, PeerMsg>;
+type AppCx<'a> = Cx<'a, ConnState, PeerMsg>;
 
 impl App for Corecast {
     type Conn = ConnState;
@@ -53,11 +94,13 @@ impl App for Corecast {
 
     fn on_request(
         &mut self,
-        _id: ConnId,
+        id: ConnId,
         head: &RequestHead<'_>,
-        _cx: &mut Cx2<'_>,
+        cx: &mut AppCx<'_>,
     ) -> Decision<ConnState> {
         match head.path {
+            p if side::is_side_path(p) => self.side.on_request(id, head, &mut self.chat, cx),
+            "/ws" => self.chat.on_request(id, head, cx),
             "/echo" => Decision::Upgrade {
                 state: ConnState::Echo,
                 max_message: usize::MAX,
@@ -72,17 +115,19 @@ impl App for Corecast {
 
     fn on_body(
         &mut self,
-        _id: ConnId,
-        _head: &RequestHead<'_>,
-        _body: &[u8],
-        _cx: &mut Cx2<'_>,
+        id: ConnId,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        cx: &mut AppCx<'_>,
     ) -> Decision<ConnState> {
-        Decision::Respond(Response::text(Status::NOT_FOUND, "not found"))
+        self.side.on_body(id, head, body, &mut self.chat, cx)
     }
 
-    fn on_open(&mut self, id: ConnId, conn: &mut ConnState, _cx: &mut Cx2<'_>) {
-        if let ConnState::Broadcast(slot) = conn {
-            *slot = self.broadcast.join(id);
+    fn on_open(&mut self, id: ConnId, conn: &mut ConnState, cx: &mut AppCx<'_>) {
+        match conn {
+            ConnState::Broadcast(slot) => *slot = self.broadcast.join(id),
+            ConnState::Chat(c) => self.chat.on_open(id, c, cx),
+            ConnState::Echo | ConnState::Http => {}
         }
     }
 
@@ -92,24 +137,32 @@ impl App for Corecast {
         conn: &mut ConnState,
         kind: DataKind,
         payload: &[u8],
-        cx: &mut Cx2<'_>,
+        cx: &mut AppCx<'_>,
     ) {
         match conn {
             ConnState::Echo => echo::on_message(id, kind, payload, cx),
             ConnState::Broadcast(_) => self.broadcast.on_message(kind, payload, cx),
+            ConnState::Chat(c) => self.chat.on_message(id, c, kind, payload, cx),
+            ConnState::Http => {}
         }
     }
 
-    fn on_close(&mut self, _id: ConnId, conn: ConnState, cx: &mut Cx2<'_>) {
+    fn on_close(&mut self, id: ConnId, conn: ConnState, cx: &mut AppCx<'_>) {
         match conn {
-            ConnState::Echo => {}
+            ConnState::Echo | ConnState::Http => {}
             ConnState::Broadcast(slot) => self.broadcast.leave(slot, cx),
+            ConnState::Chat(c) => self.chat.on_close(id, *c, cx),
         }
     }
 
-    fn on_peer(&mut self, msg: PeerMsg, cx: &mut Cx2<'_>) {
+    fn on_peer(&mut self, msg: PeerMsg, cx: &mut AppCx<'_>) {
         match msg {
             PeerMsg::Broadcast(frame) => self.broadcast.on_peer(frame, cx),
+            PeerMsg::Chat(m) => self.chat.on_peer(m, cx),
         }
+    }
+
+    fn on_tick(&mut self, cx: &mut AppCx<'_>) {
+        self.chat.on_tick(cx);
     }
 }

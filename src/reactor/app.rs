@@ -33,6 +33,12 @@ impl ConnId {
     pub fn key(self) -> usize {
         self.key as usize
     }
+
+    /// An id made up by a test (never a live connection's).
+    #[doc(hidden)]
+    pub fn for_tests(key: u32, gen: u32) -> Self {
+        Self { key, gen }
+    }
 }
 
 /// What to do with a request, decided by [`App::on_request`] / [`App::on_body`].

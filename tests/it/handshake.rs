@@ -178,7 +178,7 @@ fn head_over_8_kib_is_431() {
     );
     // A head that never ends, past the limit.
     let mut endless = b"GET /echo HTTP/1.1\r\nX-Pad: ".to_vec();
-    endless.extend(std::iter::repeat(b'b').take(10_000));
+    endless.extend(std::iter::repeat_n(b'b', 10_000));
     assert_rejected(
         server.addr,
         &endless,
