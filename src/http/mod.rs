@@ -9,5 +9,7 @@
 pub mod request;
 pub mod response;
 
-pub use request::{parse_head, RequestError, RequestHead, DEFAULT_MAX_HEAD, MAX_HEADERS};
+pub use request::{
+    body, body_len, parse_head, BodyError, RequestError, RequestHead, DEFAULT_MAX_HEAD, MAX_HEADERS,
+};
 pub use response::{Response, Status};

@@ -40,6 +40,58 @@ impl RequestError {
     }
 }
 
+/// Why a request's body cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// No `Content-Length`.
+    #[error("content-length required")]
+    LengthRequired,
+    /// `Transfer-Encoding` (chunked bodies are not read).
+    #[error("send the body with content-length (transfer-encoding is not supported)")]
+    TransferEncoding,
+    /// Announced larger than the limit.
+    #[error("request body over {0} bytes")]
+    TooLarge(usize),
+}
+
+impl BodyError {
+    /// The status the request is answered with.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::LengthRequired | Self::TransferEncoding => Status::LENGTH_REQUIRED,
+            Self::TooLarge(_) => Status::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// The complete rejection.
+    pub fn response(&self) -> Response {
+        Response::text(self.status(), &self.to_string())
+    }
+}
+
+/// The length of the body `head` announces, if it can be read within `limit` bytes.
+pub fn body_len(head: &RequestHead<'_>, limit: usize) -> Result<usize, BodyError> {
+    if head.transfer_encoding {
+        return Err(BodyError::TransferEncoding);
+    }
+    match head.content_length {
+        None => Err(BodyError::LengthRequired),
+        Some(n) if n > limit as u64 => Err(BodyError::TooLarge(limit)),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// The body of the request whose head starts `buf`, once all of it has arrived (`Ok(None)`
+/// until then). Bytes after the body are not part of it.
+pub fn body<'a>(
+    head: &RequestHead<'_>,
+    buf: &'a [u8],
+    limit: usize,
+) -> Result<Option<&'a [u8]>, BodyError> {
+    let n = body_len(head, limit)?;
+    Ok(buf.get(head.head_len..head.head_len + n))
+}
+
 /// The parts of a request head that routing, the upgrade and the side door need. Borrowed
 /// from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -292,6 +344,23 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
             Err(RequestError::BadContentLength)
         );
         assert_eq!(parse(""), Ok(Some(None)));
+    }
+
+    #[test]
+    fn bodies() {
+        let req = b"POST /api/x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello+more";
+        let head = parse_head(req, DEFAULT_MAX_HEAD).unwrap().unwrap();
+        assert_eq!(body(&head, req, 5), Ok(Some(&b"hello"[..])));
+        assert_eq!(body(&head, &req[..req.len() - 6], 5), Ok(None));
+        assert_eq!(body(&head, req, 4), Err(BodyError::TooLarge(4)));
+        let req = b"POST /api/x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let head = parse_head(req, DEFAULT_MAX_HEAD).unwrap().unwrap();
+        assert_eq!(body_len(&head, 10), Err(BodyError::LengthRequired));
+        let req = b"POST /api/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        let head = parse_head(req, DEFAULT_MAX_HEAD).unwrap().unwrap();
+        assert_eq!(body_len(&head, 10), Err(BodyError::TransferEncoding));
+        assert_eq!(BodyError::TooLarge(1).status().0, 413);
+        assert_eq!(BodyError::LengthRequired.status().0, 411);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::compress::ConnDeflate;
 use super::conn::Phase;
 use super::stats;
 use super::worker::Worker;
-use crate::http::{parse_head, RequestHead, Response, Status};
+use crate::http::{self, parse_head, RequestHead, Response, Status};
 use crate::ws::close::encode_close_payload;
 use crate::ws::handshake::{validate_upgrade, write_accept};
 use crate::ws::{deflate, CloseCode, DataKind, Event, OpCode};
@@ -148,12 +148,17 @@ impl<A: App> Worker<A> {
             }
         };
         let decision = if conn.phase == Phase::Body {
-            let end = head.head_len + conn.limit as usize;
-            if data.len() < end {
-                return Some(0);
-            }
+            // `limit` is the length `body_len` accepted when the application asked for it.
+            let body = match http::body(&head, data, conn.limit as usize) {
+                Ok(Some(body)) => body,
+                Ok(None) => return Some(0),
+                Err(e) => {
+                    self.ctx.respond(key, conn, &e.response());
+                    return None;
+                }
+            };
             let (app, mut cx) = self.cx();
-            app.on_body(id, &head, &data[head.head_len..end], &mut cx)
+            app.on_body(id, &head, body, &mut cx)
         } else {
             let (app, mut cx) = self.cx();
             app.on_request(id, &head, &mut cx)
@@ -184,34 +189,24 @@ impl<A: App> Worker<A> {
                 None
             }
             Decision::ReadBody { limit } => {
-                let refusal = match head.content_length {
-                    _ if conn.phase == Phase::Body => Some(Response::text(
-                        Status::INTERNAL_ERROR,
-                        "the body was already read",
-                    )),
-                    _ if head.transfer_encoding => Some(Response::text(
-                        Status::LENGTH_REQUIRED,
-                        "send the body with content-length (transfer-encoding is not supported)",
-                    )),
-                    None => Some(Response::text(
-                        Status::LENGTH_REQUIRED,
-                        "content-length required",
-                    )),
-                    Some(n) if n > limit as u64 => Some(Response::text(
-                        Status::PAYLOAD_TOO_LARGE,
-                        &format!("request body over {limit} bytes"),
-                    )),
-                    Some(_) => None,
-                };
-                if let Some(r) = refusal {
+                if conn.phase == Phase::Body {
+                    let r = Response::text(Status::INTERNAL_ERROR, "the body was already read");
                     self.ctx.respond(key, conn, &r);
                     return None;
                 }
-                conn.phase = Phase::Body;
-                // Within `limit`, which the application keeps small (the API's is 64 KiB).
-                conn.limit = head.content_length.unwrap_or(0).min(u64::from(u32::MAX)) as u32;
-                // The body may have come with the head.
-                self.handle_request(key, data)
+                match http::body_len(head, limit) {
+                    Err(e) => {
+                        self.ctx.respond(key, conn, &e.response());
+                        None
+                    }
+                    Ok(n) => {
+                        conn.phase = Phase::Body;
+                        // Within `limit`, which the application keeps small (64 KiB for the API).
+                        conn.limit = n.min(u32::MAX as usize) as u32;
+                        // The body may have come with the head.
+                        self.handle_request(key, data)
+                    }
+                }
             }
             Decision::Upgrade { state, max_message } => {
                 let upgrade = match validate_upgrade(head) {
