@@ -188,6 +188,19 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The flags, or one line on what is wrong with them (`--help` and `--version` print and exit).
+fn parse_args() -> anyhow::Result<Args> {
+    match Args::try_parse() {
+        Ok(a) => Ok(a),
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            anyhow::bail!("{}", first.trim_start_matches("error: "))
+        }
+    }
+}
+
 fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -196,7 +209,7 @@ fn run() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cfg = Args::parse().into_config();
+    let cfg = parse_args()?.into_config();
     cfg.validate().context("invalid configuration")?;
 
     match rlimit::increase_nofile_limit(u64::MAX) {
