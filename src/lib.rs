@@ -5,9 +5,11 @@
 //! - [`hub`]: per-worker delivery groups; frames encoded once, shared by every recipient.
 //! - [`route`]: path → endpoint.
 //! - [`config`]: the server's settings with their defaults.
+//! - [`guard`]: admission checks before an upgrade (client IP, rate limits, Origin, JWT).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
+pub mod guard;
 pub mod hub;
 pub mod reactor;
 pub mod route;
