@@ -8,3 +8,4 @@
 //! the HTTP responses; the caller maps each refusal to its status (503/429/403/401/400).
 
 pub mod jwt;
+pub mod ratelimit;
