@@ -8,4 +8,7 @@
 //! the HTTP responses; the caller maps each refusal to its status (503/429/403/401/400).
 
 pub mod jwt;
+pub mod origin;
+pub mod proxy;
+pub mod query;
 pub mod ratelimit;
