@@ -6,13 +6,16 @@
 //!   seam through which applications act on connections.
 //! - [`hub`]: per-worker delivery groups (who receives a frame encoded once).
 //! - [`chat`]: the chat protocol, sans-IO: client commands, server messages, JSON writer.
-//! - [`apps`]: the applications served (`/echo`, `/broadcast`) and the path router.
+//! - [`apps`]: the applications served (`/ws` chat, `/echo`, `/broadcast`, the HTTP side
+//!   door) and the path router.
 //! - [`config`]: the server's settings with their defaults.
+//! - [`guard`]: admission checks before an upgrade (client IP, rate limits, Origin, JWT).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod apps;
 pub mod chat;
 pub mod config;
+pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod reactor;
