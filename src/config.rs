@@ -208,10 +208,10 @@ impl Config {
                 1 << 30,
             ),
             ("max rooms", self.max_rooms as u64, 1, 100_000),
-            ("conn rate", u64::from(self.conn_rate), 1, 1_000_000),
-            ("conn burst", u64::from(self.conn_burst), 1, 1_000_000),
-            ("msg rate", u64::from(self.msg_rate), 1, 1_000_000),
-            ("msg burst", u64::from(self.msg_burst), 1, 1_000_000),
+            ("conn rate", u64::from(self.conn_rate), 1, 65_535),
+            ("conn burst", u64::from(self.conn_burst), 1, 65_535),
+            ("msg rate", u64::from(self.msg_rate), 1, 65_535),
+            ("msg burst", u64::from(self.msg_burst), 1, 65_535),
         ] {
             if v < lo || v > hi {
                 return Err(ConfigError::OutOfRange(name, lo, hi));

@@ -19,6 +19,38 @@ use signal_hook::iterator::Signals;
 /// Serves /ws (chat), /echo, /broadcast, / (demo page), /health, /metrics and /api/.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Prints a signed HS256 token for /ws (and nothing else), e.g.
+    /// `corecast token --sub alice --name Alice --ttl 24h`.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user id (`sub`): 1-128 bytes, no control characters.
+    #[arg(long)]
+    sub: String,
+    /// The display name (`name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime (`exp` = now + ttl).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// The HS256 secret (as the server's --jwt-secret).
+    #[arg(long, env = "CORECAST_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+/// Serving flags.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "CORECAST_LISTEN", default_value = "127.0.0.1:8080")]
@@ -189,8 +221,8 @@ fn main() -> std::process::ExitCode {
 }
 
 /// The flags, or one line on what is wrong with them (`--help` and `--version` print and exit).
-fn parse_args() -> anyhow::Result<Args> {
-    match Args::try_parse() {
+fn parse_args() -> anyhow::Result<Cli> {
+    match Cli::try_parse() {
         Ok(a) => Ok(a),
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
@@ -201,6 +233,27 @@ fn parse_args() -> anyhow::Result<Args> {
     }
 }
 
+/// `corecast token`: the token on stdout, nothing else.
+fn print_token(t: TokenArgs, serve_secret: Option<String>) -> anyhow::Result<()> {
+    let secret = t
+        .jwt_secret
+        .or(serve_secret)
+        .ok_or_else(|| anyhow::anyhow!("token: --jwt-secret or CORECAST_JWT_SECRET is required"))?;
+    if secret.is_empty() {
+        anyhow::bail!("token: the jwt secret must not be empty");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let exp = now.saturating_add(t.ttl.as_secs().max(1));
+    let token =
+        corecast::apps::chat::admission::sign_token(&secret, &t.sub, t.name.as_deref(), exp)
+            .map_err(|e| anyhow::anyhow!("token: {e}"))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{token}")?;
+    Ok(())
+}
+
 fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -209,8 +262,22 @@ fn run() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cfg = parse_args()?.into_config();
+    let cli = parse_args()?;
+    if let Some(Cmd::Token(t)) = cli.cmd {
+        return print_token(t, cli.serve.jwt_secret);
+    }
+    let cfg = cli.serve.into_config();
     cfg.validate().context("invalid configuration")?;
+    if cfg
+        .jwt_secret
+        .as_ref()
+        .is_some_and(|s| s.0.len() < corecast::guard::jwt::MIN_SECRET_LEN)
+    {
+        tracing::warn!(
+            min = corecast::guard::jwt::MIN_SECRET_LEN,
+            "--jwt-secret is shorter than RFC 7518 asks for HS256 (32 bytes)"
+        );
+    }
 
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::info!(open_files = n, "open-file limit"),
@@ -226,7 +293,8 @@ fn run() -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     let server = Server::bind(cfg.clone()).with_context(|| format!("binding {}", cfg.listen))?;
     let addr = server.local_addr();
-    let shared = AppShared::new(cfg.clone(), server.shared().clone());
+    let shared = AppShared::new(cfg.clone(), server.shared().clone())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let handle = server
         .start(move |worker| Corecast::new(worker, &shared))
         .context("starting workers")?;

@@ -57,13 +57,13 @@ pub struct AppShared {
 }
 
 impl AppShared {
-    /// For a server bound with `cfg`.
-    pub fn new(cfg: Config, reactor: reactor::Shared) -> Arc<Self> {
+    /// For a server bound with `cfg`; the error is one line naming a bad setting.
+    pub fn new(cfg: Config, reactor: reactor::Shared) -> Result<Arc<Self>, String> {
         let workers = cfg.workers;
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             reactor,
-            chat: ChatShared::new(Arc::new(cfg), workers),
-        })
+            chat: ChatShared::new(Arc::new(cfg), workers)?,
+        }))
     }
 }
 

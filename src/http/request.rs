@@ -103,6 +103,8 @@ pub struct RequestHead<'a> {
     pub raw: &'a [u8],
     /// Request method.
     pub method: &'a str,
+    /// The request target as sent (path and query).
+    pub target: &'a str,
     /// Path without the query string.
     pub path: &'a str,
     /// Query string without `?`, if any.
@@ -172,6 +174,7 @@ pub fn parse_head(buf: &[u8], max_head: usize) -> Result<Option<RequestHead<'_>>
         head_len,
         raw: &buf[..head_len],
         method,
+        target,
         path,
         query,
         minor_version,

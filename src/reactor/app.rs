@@ -252,6 +252,11 @@ impl<S, P> Cx<'_, S, P> {
         self.ctx.now
     }
 
+    /// The worker clock without wrapping: milliseconds since the worker started.
+    pub fn mono_ms(&self) -> u64 {
+        self.ctx.now64
+    }
+
     /// Wall-clock time in milliseconds since the Unix epoch, read at most once per
     /// event-loop iteration.
     pub fn unix_ms(&mut self) -> u64 {

@@ -99,6 +99,8 @@ impl Limits {
 pub(crate) struct Ctx<P> {
     pub(crate) id: usize,
     pub(crate) now: Millis,
+    /// `now` without wrapping.
+    pub(crate) now64: u64,
     /// Wall clock of this iteration, read on first use.
     unix_ms: Option<u64>,
     pub(crate) limits: Limits,
@@ -146,6 +148,7 @@ impl<P> Ctx<P> {
         Self {
             id,
             now: 0,
+            now64: 0,
             unix_ms: None,
             limits: Limits::new(cfg),
             registry,
@@ -168,9 +171,10 @@ impl<P> Ctx<P> {
         }
     }
 
-    /// Starts a new iteration at `now`.
-    pub(crate) fn set_now(&mut self, now: Millis) {
-        self.now = now;
+    /// Starts a new iteration at `now64` (worker milliseconds).
+    pub(crate) fn set_now(&mut self, now64: u64) {
+        self.now64 = now64;
+        self.now = now64 as Millis;
         self.unix_ms = None;
     }
 

@@ -99,7 +99,7 @@ impl<A: App> Worker<A> {
             POOL_MAX_FREE_QUEUES,
             POOL_MAX_FREE_BYTES,
         );
-        ctx.set_now(clock.now());
+        ctx.set_now(clock.now64());
         let next_sweep = ctx.limits.sweep_interval;
         Ok(Self {
             poll,
@@ -129,7 +129,7 @@ impl<A: App> Worker<A> {
                     return;
                 }
             }
-            self.ctx.set_now(self.clock.now());
+            self.ctx.set_now(self.clock.now64());
 
             let rerun = std::mem::take(&mut self.rerun);
             let handled = rerun.len() + events.iter().count();

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::guard::ratelimit::TokenBucket;
 use crate::hub::Slot;
 use crate::reactor::Millis;
 
@@ -72,40 +73,5 @@ impl ChatConn {
         }
         self.strikes += 1;
         self.strikes > max
-    }
-}
-
-/// A token bucket in milli-tokens: `rate` per second, at most `burst`.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenBucket {
-    tokens_milli: u64,
-    last: Millis,
-    rate: u32,
-    burst: u32,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(rate: u32, burst: u32, now: Millis) -> Self {
-        Self {
-            tokens_milli: u64::from(burst) * 1000,
-            last: now,
-            rate,
-            burst,
-        }
-    }
-
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Millis) -> bool {
-        let elapsed = u64::from(now.wrapping_sub(self.last));
-        self.last = now;
-        let cap = u64::from(self.burst) * 1000;
-        self.tokens_milli = (self.tokens_milli + elapsed * u64::from(self.rate)).min(cap);
-        if self.tokens_milli >= 1000 {
-            self.tokens_milli -= 1000;
-            true
-        } else {
-            false
-        }
     }
 }

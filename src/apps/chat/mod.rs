@@ -22,6 +22,7 @@
 //! Owns the protocol's behaviour; the JSON itself is `crate::chat` (sans-IO), sockets and
 //! frames are the reactor's.
 
+pub mod admission;
 pub mod conn;
 pub mod history;
 pub mod home;
@@ -38,14 +39,15 @@ use hdrhistogram::Histogram;
 use super::{AppShared, ConnState, PeerMsg};
 use crate::chat::command::{Command, CommandParser, Id, Limits as ParseLimits, OwnedId};
 use crate::chat::error::ErrorCode;
-use crate::chat::validate::is_dev_username;
 use crate::chat::wire::{self, RoomInfo};
 use crate::chat::{api, command};
 use crate::config::Config;
+use crate::guard::ratelimit::TokenBucket;
 use crate::http::{RequestHead, Response, Status};
 use crate::reactor::{ConnId, Cx, Decision, Millis, Outbound, SendStatus, SharedFrame};
 use crate::ws::{CloseCode, DataKind};
-use conn::{ChatConn, Joined, TokenBucket};
+use admission::{Admission, Refusal};
+use conn::{ChatConn, Joined};
 use home::{Directory, HomeRooms};
 use local::{Local, Member};
 use msg::Reply;
@@ -98,12 +100,15 @@ pub struct ChatShared {
     pub started: Instant,
     /// Wall clock at start, for event ids.
     pub started_unix_ms: u64,
+    /// Who may open `/ws`.
+    pub admission: Admission,
 }
 
 impl ChatShared {
-    /// Shared state for `workers` workers.
-    pub fn new(cfg: Arc<Config>, workers: usize) -> Self {
-        Self {
+    /// Shared state for `workers` workers; the error is one line naming a bad setting.
+    pub fn new(cfg: Arc<Config>, workers: usize) -> Result<Self, String> {
+        Ok(Self {
+            admission: Admission::from_config(&cfg)?,
             stats: (0..workers).map(|_| Arc::default()).collect(),
             latency: (0..workers).map(|_| Mutex::new(new_histogram())).collect(),
             rooms_active: AtomicUsize::new(0),
@@ -113,7 +118,7 @@ impl ChatShared {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             cfg,
-        }
+        })
     }
 
     /// Chat counters summed over the workers.
@@ -225,25 +230,34 @@ impl Chat {
     /// Decides a `GET /ws` request: who it is, and whether it may connect.
     pub fn on_request(
         &mut self,
-        _id: ConnId,
+        id: ConnId,
         head: &RequestHead<'_>,
         cx: &mut ChatCx<'_>,
     ) -> Decision<ConnState> {
-        let username = head.query_param("username").unwrap_or("");
-        if !is_dev_username(username) {
-            add(&self.stats.refused_request, 1);
-            let why = if username.is_empty() {
-                "missing username"
-            } else {
-                "invalid username: 1-64 of A-Z a-z 0-9 . _ -"
-            };
-            return Decision::Respond(Response::text(Status::BAD_REQUEST, why));
-        }
-        let uid: Arc<str> = username.into();
-        let bucket = TokenBucket::new(self.cfg().msg_rate, self.cfg().msg_burst, cx.now_ms());
-        Decision::Upgrade {
-            state: ConnState::Chat(Box::new(ChatConn::new(uid.clone(), uid, bucket))),
-            max_message: self.cfg().chat_max_message,
+        let shared = &self.app.chat;
+        let mono_ms = shared.started.elapsed().as_millis() as u64;
+        let unix_s = cx.unix_ms() / 1000;
+        let peer = cx.peer_addr(id).map(|a| a.ip());
+        match shared.admission.check(peer, head, mono_ms, unix_s) {
+            Ok(who) => {
+                let bucket = TokenBucket::new(shared.admission.msg_rate, cx.mono_ms());
+                let conn = ChatConn::new(who.id.into(), who.name.into(), bucket);
+                Decision::Upgrade {
+                    state: ConnState::Chat(Box::new(conn)),
+                    max_message: self.cfg().chat_max_message,
+                }
+            }
+            Err(refusal) => {
+                let counter = match &refusal {
+                    Refusal::Rate => &self.stats.refused_rate,
+                    Refusal::Origin(_) => &self.stats.refused_origin,
+                    Refusal::Auth(_) => &self.stats.refused_auth,
+                    Refusal::BadRequest(_) => &self.stats.refused_request,
+                };
+                add(counter, 1);
+                tracing::debug!(?refusal, "chat upgrade refused");
+                Decision::Respond(refusal.response())
+            }
         }
     }
 
@@ -342,7 +356,7 @@ impl Chat {
             }
         };
         let now = cx.now_ms();
-        if !c.bucket.try_take(now) {
+        if !c.bucket.try_take(cx.mono_ms()) {
             add(&self.stats.rate_limited_messages, 1);
             let max = self.cfg().msg_burst.saturating_mul(2);
             if c.strike(now, max) {
@@ -682,6 +696,12 @@ impl Chat {
     /// Expires empty rooms; publishes this worker's latency histogram.
     pub fn on_tick(&mut self, cx: &mut ChatCx<'_>) {
         self.rooms.expire(cx.now_ms(), self.room_ttl, GENERAL);
+        if self.me == 0 {
+            let shared = &self.app.chat;
+            shared
+                .admission
+                .prune(shared.started.elapsed().as_millis() as u64);
+        }
         if let Some(slot) = self.shared().latency.get(self.me) {
             if let Ok(mut h) = slot.lock() {
                 h.clone_from(&self.latency);
