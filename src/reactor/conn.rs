@@ -47,6 +47,9 @@ pub(crate) struct Conn<S> {
     /// Both close frames have been exchanged: the peer sends nothing more, so once our
     /// output is flushed the socket is closed at once instead of waiting for its FIN.
     pub(crate) close_done: bool,
+    /// Counted against `--max-connections` (false for one refused at the limit, which only
+    /// lingers to deliver its 503).
+    pub(crate) counted: bool,
     /// Tells this connection from a later one with the same slab key (`ConnId`).
     pub(crate) gen: u32,
     /// `Open`: the largest message accepted, bytes. `Body`: the largest body accepted.
@@ -81,6 +84,7 @@ impl<S> Conn<S> {
             dirty: false,
             shut_wr: false,
             close_done: false,
+            counted: true,
             gen,
             limit: 0,
             last_rx: now,

@@ -15,7 +15,7 @@
 //! worker sent itself, then free closed connections, calling `App::on_close`) → wake peers →
 //! flush → sweep timers and `App::on_tick` (when due) → settle and wake again.
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,14 +260,14 @@ impl<A: App> Worker<A> {
 
     fn on_accept(&mut self, mut sock: TcpStream) {
         let ctx = &mut self.ctx;
-        if ctx.total_conns.fetch_add(1, Ordering::Relaxed) >= ctx.limits.max_connections {
+        // A refused connection lingers like any other answered request (its 503 is flushed,
+        // then our side is shut down and its request read and discarded until its FIN or the
+        // close timeout), so that closing never resets a request not yet read and the client
+        // sees the 503. It does not count against the limit.
+        let over_limit =
+            ctx.total_conns.fetch_add(1, Ordering::Relaxed) >= ctx.limits.max_connections;
+        if over_limit {
             ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
-            stats::add(&ctx.stats.over_limit, 1);
-            let mut resp = Vec::new();
-            Response::text(Status::SERVICE_UNAVAILABLE, "server at connection limit")
-                .write_to(&mut resp);
-            let _ = sock.write(&resp); // best effort: a fresh socket's buffer takes it
-            return;
         }
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
@@ -277,14 +277,22 @@ impl<A: App> Worker<A> {
             .register(&mut sock, Token(key), Interest::READABLE)
         {
             tracing::warn!(error = %e, "register failed");
-            ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
+            if !over_limit {
+                ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
+            }
             return;
         }
         let deadline = ctx.now.wrapping_add(ctx.limits.handshake_timeout);
         ctx.next_gen = ctx.next_gen.wrapping_add(1);
-        entry.insert(Conn::new(sock, ctx.next_gen, ctx.now, deadline));
+        let conn = entry.insert(Conn::new(sock, ctx.next_gen, ctx.now, deadline));
+        conn.counted = !over_limit;
         stats::add(&ctx.stats.accepted, 1);
         stats::add(&ctx.stats.connections, 1);
+        if over_limit {
+            stats::add(&ctx.stats.over_limit, 1);
+            let r = Response::text(Status::SERVICE_UNAVAILABLE, "server at connection limit");
+            ctx.respond(key, conn, &r);
+        }
         // Edge-triggered: data that arrived with the SYN is reported by the first poll.
     }
 
@@ -393,7 +401,9 @@ impl<A: App> Worker<A> {
                 continue;
             };
             stats::dec(&self.ctx.stats.connections);
-            self.ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
+            if conn.counted {
+                self.ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
+            }
             let id = ConnId {
                 key: key as u32,
                 gen: conn.gen,

@@ -148,7 +148,14 @@ fn version_8_is_426_with_supported_version() {
 fn unknown_path_is_404() {
     let server = Server::start(&[]);
     // "/" is the demo page, "/ws" the chat endpoint.
-    for path in ["/nope", "/echo/", "/Echo", "/broadcast/x", "/ws/", "/index.html"] {
+    for path in [
+        "/nope",
+        "/echo/",
+        "/Echo",
+        "/broadcast/x",
+        "/ws/",
+        "/index.html",
+    ] {
         assert_rejected(
             server.addr,
             &request("GET", path, "HTTP/1.1", &headers("", &[])),

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod admission;
 mod broadcast;
 mod close;
 mod compression;

@@ -139,13 +139,12 @@ impl Admission {
     ) -> Result<Identity, Refusal> {
         let bad = |what: &str| Refusal::Auth(format!("invalid token: {what}"));
         let target = head.target.as_bytes();
-        let token: Cow<'_, str> = if let Some(t) =
-            query_param(target, "token").map_err(|_| bad("bad query encoding"))?
-        {
-            t
-        } else {
-            let cookies: Vec<&[u8]> = head.header_values("cookie").collect();
-            match cookie(&cookies, "token").map_err(|_| bad("bad cookie encoding"))? {
+        let token: Cow<'_, str> =
+            if let Some(t) = query_param(target, "token").map_err(|_| bad("bad query encoding"))? {
+                t
+            } else {
+                let cookies: Vec<&[u8]> = head.header_values("cookie").collect();
+                match cookie(&cookies, "token").map_err(|_| bad("bad cookie encoding"))? {
                 Some(t) => t,
                 None => match head.authorization {
                     Some(a) => Cow::Borrowed(bearer(a).ok_or_else(|| bad("not a bearer token"))?),
@@ -155,7 +154,7 @@ impl Admission {
                     )),
                 },
             }
-        };
+            };
         let claims = v.verify(&token, unix_s).map_err(|e| bad(&e.to_string()))?;
         Ok(Identity {
             name: claims.display_name().to_owned(),
