@@ -11,6 +11,7 @@ pub mod chat;
 pub mod echo;
 pub mod side;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -70,6 +71,7 @@ impl AppShared {
 /// One worker's instance of the server's applications.
 #[derive(Debug)]
 pub struct Corecast {
+    shared: Arc<AppShared>,
     broadcast: Broadcast,
     chat: Chat,
     side: SideDoor,
@@ -79,6 +81,7 @@ impl Corecast {
     /// The applications for worker `worker`.
     pub fn new(worker: usize, shared: &Arc<AppShared>) -> Self {
         Self {
+            shared: shared.clone(),
             broadcast: Broadcast::default(),
             chat: Chat::new(worker, shared.clone()),
             side: SideDoor::new(shared.clone()),
@@ -124,6 +127,7 @@ impl App for Corecast {
     }
 
     fn on_open(&mut self, id: ConnId, conn: &mut ConnState, cx: &mut AppCx<'_>) {
+        self.shared.chat.ws_open.fetch_add(1, Relaxed);
         match conn {
             ConnState::Broadcast(slot) => *slot = self.broadcast.join(id),
             ConnState::Chat(c) => self.chat.on_open(id, c, cx),
@@ -148,6 +152,9 @@ impl App for Corecast {
     }
 
     fn on_close(&mut self, id: ConnId, conn: ConnState, cx: &mut AppCx<'_>) {
+        if !matches!(conn, ConnState::Http) {
+            self.shared.chat.ws_open.fetch_sub(1, Relaxed);
+        }
         match conn {
             ConnState::Echo | ConnState::Http => {}
             ConnState::Broadcast(slot) => self.broadcast.leave(slot, cx),

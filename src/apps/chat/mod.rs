@@ -94,7 +94,7 @@ pub struct ChatShared {
     pub latency: Vec<Mutex<Histogram<u64>>>,
     /// Rooms that have members (kept by the rooms' homes).
     pub rooms_active: AtomicUsize,
-    /// Open WebSocket connections of every endpoint.
+    /// Open WebSocket connections of every endpoint (kept by the router, `apps::Corecast`).
     pub ws_open: AtomicUsize,
     /// When the server started.
     pub started: Instant,
@@ -263,7 +263,6 @@ impl Chat {
 
     /// A `/ws` connection opened: register it, join `general`, welcome it.
     pub fn on_open(&mut self, id: ConnId, c: &mut ChatConn, cx: &mut ChatCx<'_>) {
-        self.shared().ws_open.fetch_add(1, Relaxed);
         let (user, uid) = self.local.attach(&c.uid, id);
         c.user = user;
         c.uid = uid.clone();
@@ -304,7 +303,6 @@ impl Chat {
 
     /// A `/ws` connection is gone: leave its rooms, tell its user's home.
     pub fn on_close(&mut self, id: ConnId, c: ChatConn, cx: &mut ChatCx<'_>) {
-        self.shared().ws_open.fetch_sub(1, Relaxed);
         for j in c.rooms {
             if let Some(slot) = j.slot {
                 self.local_leave(&j.room, slot, cx);
