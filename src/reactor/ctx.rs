@@ -385,10 +385,7 @@ impl<P> Ctx<P> {
 
     /// Answers an HTTP request and closes.
     pub(crate) fn respond<S>(&mut self, key: usize, conn: &mut Conn<S>, response: &Response) {
-        if response.status.0 >= 400 {
-            stats::add(&self.stats.rejected, 1);
-            tracing::debug!(key, status = response.status.0, "request refused");
-        }
+        tracing::debug!(key, status = response.status.0, "answered");
         let q = self.queue(key, conn);
         q.push_owned(&mut self.bufs, |v| response.write_to(v));
         self.linger(conn);

@@ -59,11 +59,6 @@ impl ChatConn {
         self.rooms.iter().find(|j| &*j.room == room)
     }
 
-    /// Joined (not just asked to join) `room`.
-    pub fn is_member(&self, room: &str) -> bool {
-        self.room(room).is_some_and(|j| j.slot.is_some())
-    }
-
     /// Counts a refused message; true when the connection has now been refused more than
     /// `max` times within the strike window.
     pub fn strike(&mut self, now: Millis, max: u32) -> bool {

@@ -17,7 +17,11 @@
 //!   lent to `on_message`;
 //! - a home's replies to its own worker are direct calls, so a joiner on the home worker is
 //!   added before the home's next delivery, exactly as a remote worker is (its `JoinDone`
-//!   arrives before later deliveries).
+//!   arrives before later deliveries);
+//! - so a command may follow a `room.join` at once (pipelined): it reaches the room's home
+//!   after the join, and its answers come back after the `JoinDone` that makes the connection
+//!   a local member. Membership checks at the sender's worker therefore accept a join still on
+//!   its way.
 //!
 //! Owns the protocol's behaviour; the JSON itself is `crate::chat` (sans-IO), sockets and
 //! frames are the reactor's.
@@ -389,7 +393,7 @@ impl Chat {
         let owned = || msg_id.map(Id::to_owned_id);
         match cmd {
             Command::Chat { room, content } => {
-                let Some(j) = c.room(room).filter(|j| j.slot.is_some()) else {
+                let Some(j) = c.room(room) else {
                     return self.not_in_room(id, msg_id, cx);
                 };
                 let req = PublishReq {
@@ -479,7 +483,7 @@ impl Chat {
                 );
             }
             Command::Typing { room } => {
-                let Some(j) = c.room(room).filter(|j| j.slot.is_some()) else {
+                let Some(j) = c.room(room) else {
                     return self.not_in_room(id, msg_id, cx);
                 };
                 self.out.clear();
@@ -503,7 +507,7 @@ impl Chat {
                 );
             }
             Command::UserList { room } => {
-                let Some(j) = c.room(room).filter(|j| j.slot.is_some()) else {
+                let Some(j) = c.room(room) else {
                     return self.not_in_room(id, msg_id, cx);
                 };
                 let msg = ChatMsg::UserList {
@@ -513,7 +517,7 @@ impl Chat {
                 self.request(home_of(room, self.workers), msg, cx);
             }
             Command::History { room, limit } => {
-                let Some(j) = c.room(room).filter(|j| j.slot.is_some()) else {
+                let Some(j) = c.room(room) else {
                     return self.not_in_room(id, msg_id, cx);
                 };
                 let msg = ChatMsg::History {
