@@ -142,10 +142,12 @@ impl ChatShared {
     }
 }
 
-/// Microseconds from 1 µs to 100 s, 3 significant digits.
+/// Microseconds from 1 µs to 60 s, 2 significant digits (1 % resolution; about 20 KB).
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000, 3)
-        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+    // The bounds are constants that hdrhistogram accepts; the fallback is never taken.
+    Histogram::new_with_bounds(1, 60_000_000, 2)
+        .or_else(|_| Histogram::new(2))
+        .unwrap_or_else(|_| unreachable!("valid histogram bounds"))
 }
 
 /// A room list being gathered from every worker.
@@ -706,7 +708,9 @@ impl Chat {
         }
         if let Some(slot) = self.shared().latency.get(self.me) {
             if let Ok(mut h) = slot.lock() {
-                h.clone_from(&self.latency);
+                if h.len() != self.latency.len() {
+                    h.clone_from(&self.latency);
+                }
             }
         }
     }
@@ -979,7 +983,7 @@ impl Chat {
         }
         add(&self.stats.deliveries, delivered);
         let micros = published.elapsed().as_micros().max(1) as u64;
-        let _ = self.latency.record(micros.min(100_000_000));
+        let _ = self.latency.record(micros.min(60_000_000));
     }
 
     fn local_deliver_user(
