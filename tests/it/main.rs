@@ -3,10 +3,13 @@
 //! violations) or tungstenite (for well-behaved peers). Tests run in parallel.
 #![allow(clippy::unwrap_used)]
 
+mod chat_client;
 mod harness;
 
 mod admission;
 mod broadcast;
+mod chat;
+mod chat_rooms;
 mod close;
 mod compression;
 mod echo;
