@@ -7,14 +7,18 @@ mod chat_client;
 mod harness;
 
 mod admission;
+mod api;
 mod broadcast;
 mod chat;
+mod chat_history;
+mod chat_order;
 mod chat_rooms;
 mod close;
 mod compression;
 mod echo;
 mod handshake;
 mod limits;
+mod metrics;
 mod protocol;
 mod shutdown;
 mod slow;
