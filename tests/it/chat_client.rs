@@ -20,8 +20,6 @@ use crate::harness::{HttpResponse, Raw};
 
 /// How long one read may block before the test fails (the CI box is small and busy).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long "nothing more arrives" is watched for.
-pub const QUIET: Duration = Duration::from_millis(200);
 
 /// One `/ws` connection of one user.
 pub struct Client {
@@ -84,6 +82,12 @@ impl Client {
     /// The socket (for timeouts).
     pub fn stream(&mut self) -> &mut TcpStream {
         self.ws.get_mut()
+    }
+
+    /// The next WebSocket message as tungstenite reads it (pending messages are not looked
+    /// at): for tests that expect the connection to end.
+    pub fn read_message(&mut self) -> tungstenite::Result<Message> {
+        self.ws.read()
     }
 
     /// Reads one message from the socket (not from the pending ones), skipping pings and
@@ -269,24 +273,6 @@ impl Client {
         assert!(got.is_empty(), "{}: unexpected {got:?}", self.user);
     }
 
-    /// Nothing at all arrives within `within` (for what a barrier cannot cover).
-    pub fn expect_quiet(&mut self, within: Duration) {
-        assert!(
-            self.pending.is_empty(),
-            "{}: pending {:?}",
-            self.user,
-            self.pending
-        );
-        self.stream()
-            .set_read_timeout(Some(within))
-            .expect("timeout");
-        let got = self.read_socket();
-        self.stream()
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("timeout");
-        assert!(got.is_none(), "{}: unexpected {got:?}", self.user);
-    }
-
     /// Reads until the server's close frame, returning its code and reason and the data
     /// messages that came before it.
     pub fn expect_close(&mut self) -> (u16, String, Vec<Value>) {
@@ -404,23 +390,6 @@ fn parse_timestamp(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
-}
-
-/// The chat messages of `room` among `msgs`, as (seq, from, content).
-pub fn chats_in<'a>(
-    msgs: impl IntoIterator<Item = &'a Value>,
-    room: &str,
-) -> Vec<(u64, String, String)> {
-    msgs.into_iter()
-        .filter(|m| m["type"] == "chat" && m["room"] == room)
-        .map(|m| {
-            (
-                m["seq"].as_u64().expect("seq"),
-                m["from"].as_str().expect("from").to_string(),
-                m["content"].as_str().expect("content").to_string(),
-            )
-        })
-        .collect()
 }
 
 // ---- HTTP ---------------------------------------------------------------------------------

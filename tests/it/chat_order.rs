@@ -170,3 +170,126 @@ fn every_member_sees_one_order_with_concurrent_senders() {
     // Only the senders got acks.
     assert!(seen[SENDERS..].iter().all(|s| s.acks.is_empty()));
 }
+
+/// Members who join (with `since: 0`) or leave in the middle of a flood see gapless streams:
+/// the joiner's history and live messages together are 1..N, each in order; the leaver sees
+/// 1..m and nothing after its leave is acknowledged.
+#[test]
+fn joining_and_leaving_during_a_flood_leaves_no_gap() {
+    const FLOODERS: usize = 3;
+    const EACH: usize = 100;
+    const TOTAL: u64 = (FLOODERS * EACH) as u64;
+    let server = Server::start(&[
+        "--msg-rate",
+        "100000",
+        "--msg-burst",
+        "100000",
+        "--history",
+        "1000",
+        // Presence is not under test here.
+        "--presence-max-members",
+        "0",
+    ]);
+    let users = ["f0", "f1", "f2", "x0", "x1", "x2", "x3", "leaver", "joiner"];
+    let mut clients = connect_all(server.addr, &users);
+    for c in clients.iter_mut().take(8) {
+        c.join("busy");
+    }
+    for c in &mut clients {
+        c.drain();
+    }
+    let mut joiner = clients.pop().expect("joiner");
+    let mut leaver = clients.pop().expect("leaver");
+
+    // Flooders pace their messages so that the join and the leave land in the middle.
+    let handles: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut c)| {
+            thread::spawn(move || {
+                if n < FLOODERS {
+                    for i in 0..EACH {
+                        c.send(&json!({"type":"chat","room":"busy","content":format!("{n}:{i}")}));
+                        thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                }
+                let mut seqs = Vec::new();
+                while seqs.len() < TOTAL as usize {
+                    let m = c.recv();
+                    assert_eq!(m["type"], "chat", "{}: {m}", c.user);
+                    seqs.push(m["seq"].as_u64().expect("seq"));
+                }
+                assert_eq!(seqs, (1..=TOTAL).collect::<Vec<_>>(), "{}", c.user);
+                c
+            })
+        })
+        .collect();
+
+    // The leaver leaves after 50 messages.
+    let mut seen = Vec::new();
+    while seen.len() < 50 {
+        let m = leaver.recv();
+        assert_eq!(m["type"], "chat", "{m}");
+        seen.push(m["seq"].as_u64().expect("seq"));
+    }
+    let id = leaver.send_with_id(json!({"type":"room.leave","room":"busy"}));
+    for m in leaver.until(|m| crate::chat_client::is_answer(m, &id)) {
+        match m["type"].as_str() {
+            Some("chat") => seen.push(m["seq"].as_u64().expect("seq")),
+            Some("ack") => assert_eq!(m, json!({"type":"ack","id":id})),
+            _ => panic!("leaver got {m}"),
+        }
+    }
+    let m = seen.len() as u64;
+    assert_eq!(seen, (1..=m).collect::<Vec<_>>(), "leaver");
+
+    // The joiner joins now, asking for everything.
+    let id = joiner.send_with_id(json!({"type":"room.join","room":"busy","since":0}));
+    let answers = joiner.until(|m| crate::chat_client::is_answer(m, &id));
+    let history = answers
+        .iter()
+        .find(|m| m["type"] == "history")
+        .unwrap_or_else(|| panic!("no history: {answers:?}"));
+    assert_eq!(history["complete"], true);
+    let kept: Vec<u64> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    let k = kept.len() as u64;
+    assert_eq!(kept, (1..=k).collect::<Vec<_>>(), "joiner's history");
+    let mut live: Vec<u64> = answers
+        .iter()
+        .filter(|m| m["type"] == "chat")
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    while live.last().copied().unwrap_or(k) < TOTAL {
+        let m = joiner.recv();
+        assert_eq!(m["type"], "chat", "{m}");
+        live.push(m["seq"].as_u64().expect("seq"));
+    }
+    // Live messages continue the history (a message in both is allowed by the protocol,
+    // a gap is not).
+    let first_live = live.first().copied().unwrap_or(k + 1);
+    assert!(
+        first_live <= k + 1,
+        "gap between history ..{k} and live {first_live}.."
+    );
+    assert_eq!(
+        live,
+        (first_live..=TOTAL).collect::<Vec<_>>(),
+        "joiner's live messages"
+    );
+    eprintln!("flood: leaver left after {m} of {TOTAL}, joiner's history held {k}");
+
+    let mut clients: Vec<Client> = handles
+        .into_iter()
+        .map(|h| h.join().expect("member"))
+        .collect();
+    clients.push(leaver);
+    clients.push(joiner);
+    for c in &mut clients {
+        c.expect_nothing();
+    }
+}

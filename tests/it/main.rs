@@ -13,6 +13,7 @@ mod chat;
 mod chat_history;
 mod chat_order;
 mod chat_rooms;
+mod chat_slow;
 mod close;
 mod compression;
 mod echo;
