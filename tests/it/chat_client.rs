@@ -164,6 +164,20 @@ impl Client {
         }
     }
 
+    /// Reads until at least `n` messages for which `pred` holds are pending (nothing is
+    /// consumed).
+    pub fn await_pending(&mut self, pred: impl Fn(&Value) -> bool, n: usize) {
+        while self.pending.iter().filter(|m| pred(m)).count() < n {
+            let v = self.read_socket().unwrap_or_else(|| {
+                panic!(
+                    "{}: {n} awaited messages did not come in {READ_TIMEOUT:?}; got {:?}",
+                    self.user, self.pending
+                )
+            });
+            self.pending.push_back(v);
+        }
+    }
+
     /// Sends a text message as is.
     pub fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).expect("send");
@@ -468,8 +482,9 @@ pub fn health(addr: SocketAddr) -> Value {
     json_body(&resp)
 }
 
-/// Polls `/health` until it counts `n` open `/ws` connections: the server has then run the
-/// close of every connection that went away (and sent its leaves to the rooms' homes).
+/// Polls `/health` until it counts `n` open WebSocket connections: the server has then begun
+/// the close of every connection that went away. (Its leaves to the rooms' homes are sent in
+/// the same call, an instant later: to see their effect, wait for a presence notice.)
 pub fn wait_connections(addr: SocketAddr, n: u64) {
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
     loop {

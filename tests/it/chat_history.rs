@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::chat_client::{assert_error, connect, connect_all, wait_connections, Client};
 use crate::harness::Server;
 
-const NO_RATE_LIMIT: [&str; 4] = ["--msg-rate", "100000", "--msg-burst", "100000"];
+const NO_RATE_LIMIT: [&str; 4] = ["--msg-rate", "65535", "--msg-burst", "65535"];
 
 /// Sends `n` chats to `room` from `c` (acks awaited, seqs checked to continue from `first`)
 /// and returns them as `reader` receives them.

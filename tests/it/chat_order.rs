@@ -83,7 +83,7 @@ fn run_member(
 
 #[test]
 fn every_member_sees_one_order_with_concurrent_senders() {
-    let server = Server::start(&["--msg-rate", "100000", "--msg-burst", "100000"]);
+    let server = Server::start(&["--msg-rate", "65535", "--msg-burst", "65535"]);
     let names: Vec<String> = (0..14).map(|i| format!("u{i:02}")).collect();
     let mut users: Vec<&str> = names.iter().map(String::as_str).collect();
     users.push("u00"); // a second device of a sender
@@ -181,9 +181,9 @@ fn joining_and_leaving_during_a_flood_leaves_no_gap() {
     const TOTAL: u64 = (FLOODERS * EACH) as u64;
     let server = Server::start(&[
         "--msg-rate",
-        "100000",
+        "65535",
         "--msg-burst",
-        "100000",
+        "65535",
         "--history",
         "1000",
         // Presence is not under test here.
