@@ -563,7 +563,6 @@ fn a_second_connection_of_a_user_is_independent() {
 /// Messages on one connection are handled in order: a command right after a `room.join`
 /// (without waiting for its ack) finds the connection a member of the room.
 #[test]
-#[ignore = "BUG: a chat/typing/user.list/history pipelined right after room.join is refused with not_in_room while the join is on its way to the room's home"]
 fn commands_pipelined_after_a_join_see_the_membership() {
     let server = Server::start(&[]);
     let (mut c, _) = connect(server.addr, "ali");

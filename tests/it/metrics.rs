@@ -229,7 +229,6 @@ fn one_more(a: &Scrape, b: &Scrape, reason: &str, what: &str) {
 }
 
 #[test]
-#[ignore = "BUG: every refused /ws upgrade also counts under handshakes_total{result=\"rejected\",reason=\"bad_request\"} (Ctx::respond adds reactor `rejected` for any status >= 400, and metrics add it to bad_request): a bad username counts 2, a 429/403/401 counts under its reason and bad_request"]
 fn a_refused_upgrade_counts_once_under_its_reason() {
     let server = Server::start(&["--conn-rate", "1", "--conn-burst", "3"]);
     let addr = server.addr;
@@ -271,7 +270,6 @@ fn a_refused_upgrade_counts_once_under_its_reason() {
 }
 
 #[test]
-#[ignore = "BUG: side-door answers >= 400 (API 401/403/404, 405 on /health, 404 for an unknown path) count as rejected WebSocket handshakes"]
 fn side_door_answers_are_not_handshakes() {
     let server = Server::start(&[]);
     let m0 = scrape(server.addr);
