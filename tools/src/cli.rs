@@ -1,5 +1,7 @@
 //! Command-line interface: one subcommand per mode plus the options every mode shares. Parsing
-//! and validation only (targets must be loopback); no sockets are opened here.
+//! and the checks every mode shares (targets must be loopback, counts and times in range); a
+//! mode's own limits are checked by its module (`modes::validate`). No sockets are opened
+//! here, and nothing here imports a mode.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -205,8 +207,9 @@ impl ModeArgs {
         drain + close_timeout(self.connections() as u64).as_secs_f64()
     }
 
-    /// Checks the numbers before any socket is opened.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks what every mode shares before any socket is opened (the mode's own numbers are
+    /// checked by `modes::validate`, which calls this first).
+    pub fn validate_common(&self) -> Result<()> {
         let c = self.common();
         if !(c.duration > 0.0 && c.duration <= 24.0 * 3600.0) {
             bail!("--duration must be in (0, 86400] seconds");
@@ -228,37 +231,6 @@ impl ModeArgs {
         if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             bail!("--path must start with '/' and contain no spaces or control characters");
         }
-        match self {
-            ModeArgs::Echo(a) => {
-                if a.inflight == 0 || a.inflight > 1 << 16 {
-                    bail!("--inflight must be in 1..=65536");
-                }
-                if a.size > 64 << 20 {
-                    bail!("--size must be at most 64 MiB");
-                }
-            }
-            ModeArgs::Broadcast(a) => {
-                if a.senders == 0 || a.senders > 4096 {
-                    bail!("--senders must be in 1..=4096");
-                }
-                if a.size < crate::modes::broadcast::MIN_PAYLOAD || a.size > 1 << 20 {
-                    bail!(
-                        "--size must be in {}..=1048576 for broadcast",
-                        crate::modes::broadcast::MIN_PAYLOAD
-                    );
-                }
-                if a.window == 0 {
-                    bail!("--window must be at least 1");
-                }
-                if !(a.send_rate >= 0.0 && a.send_rate.is_finite()) {
-                    bail!("--send-rate must be >= 0");
-                }
-                if !(0.0..=600.0).contains(&a.drain) {
-                    bail!("--drain must be in [0, 600] seconds");
-                }
-            }
-            ModeArgs::Idle(_) | ModeArgs::Connect(_) => {}
-        }
         Ok(())
     }
 }
@@ -277,6 +249,15 @@ pub fn close_timeout(conns: u64) -> Duration {
 pub struct WorkerSlot {
     pub index: usize,
     pub count: usize,
+}
+
+impl WorkerSlot {
+    /// How many of `total` (connections, senders) this worker owns: global indices w, w+N,
+    /// w+2N, ... below `total`.
+    pub fn share(self, total: u64) -> u64 {
+        let (w, n) = (self.index as u64, self.count as u64);
+        (total + n - 1 - w) / n
+    }
 }
 
 impl std::str::FromStr for WorkerSlot {
@@ -364,6 +345,18 @@ mod tests {
         );
         assert!("5/5".parse::<WorkerSlot>().is_err());
         assert!("x".parse::<WorkerSlot>().is_err());
+    }
+
+    #[test]
+    fn shares_cover_every_connection_once() {
+        for total in [1u64, 7, 100, 19_001] {
+            for n in 1..6 {
+                let sum: u64 = (0..n)
+                    .map(|index| WorkerSlot { index, count: n }.share(total))
+                    .sum();
+                assert_eq!(sum, total, "total {total} over {n}");
+            }
+        }
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! merges the workers' reports and prints the summary (stderr) and the one JSON line (stdout).
 
 use crate::cli::{resolve_targets, Cli, ModeArgs};
-use crate::modes::{self, RunContext, ServerFigures};
+use crate::modes;
 use crate::procstat::{self, ProcSample};
-use crate::report::{self, errors_json, Merged, WorkerReport};
+use crate::report::{self, errors_json, Merged, RunContext, ServerFigures, WorkerReport};
 use crate::spawn::{Down, Progress, Up, Workers};
 use crate::sys;
 use anyhow::{bail, Context, Result};
@@ -22,6 +22,7 @@ pub const ERROR_COUNTERS: &[&str] = &[
     "connect_no_address",
     "connect_failed",
     "connect_timeout",
+    "bad_request",
     "handshake_rejected",
     "handshake_timeout",
     "protocol_error",
@@ -58,7 +59,7 @@ pub fn start_watchdog(after: Duration, what: &'static str) {
 pub fn run(cli: &Cli) -> Result<bool> {
     let args = &cli.mode;
     let c = args.common();
-    args.validate()?;
+    modes::validate(args)?;
     let targets = resolve_targets(&c.target)?;
     let nofile = sys::raise_nofile_limit().unwrap_or(1024);
     let per_process = c

@@ -7,15 +7,16 @@
 
 mod cli;
 mod conn;
+mod conns;
 mod coordinator;
 mod driver;
-mod frame;
-mod handshake;
 mod modes;
 mod procstat;
 mod report;
+mod rng;
 mod spawn;
 mod sys;
+mod workload;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
 fn worker_main(cli: &cli::Cli, slot: cli::WorkerSlot) -> anyhow::Result<()> {
     let args = &cli.mode;
     let outcome = (|| {
-        args.validate()?;
+        modes::validate(args)?;
         let targets = cli::resolve_targets(&args.common().target)?;
         sys::raise_nofile_limit()?;
         coordinator::start_watchdog(

@@ -9,13 +9,18 @@
 //! has queued, however it schedules its clients. `--send-rate` also paces sends. With several targets (servers), each server relays only
 //! among its own clients, so expected deliveries are summed per target.
 
-use super::{RunContext, Summary};
 use crate::cli::BroadcastArgs;
 use crate::conn::{ConnIo, ConnKey};
-use crate::driver::{Conns, DriverConfig, Workload};
-use crate::frame::OP_TEXT;
-use crate::report::{self, latency_json, latency_line, new_hist, record_ns, Merged, WorkerReport};
+use crate::conns::Conns;
+use crate::driver::DriverConfig;
+use crate::report::{
+    self, latency_json, latency_line, new_hist, record_ns, Merged, RunContext, Summary,
+    WorkerReport,
+};
 use crate::sys::monotonic_ns;
+use crate::workload::Workload;
+use anyhow::{bail, Result};
+use corecast::ws::DataKind;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -32,6 +37,26 @@ const MAX_PAIR_STATES: usize = 64 << 20;
 const MAX_QUEUED_BYTES: usize = 1 << 20;
 /// Tick period for pacing and stall checks, in ns.
 const TICK_NS: u64 = 1_000_000;
+
+/// The mode's own limits.
+pub fn validate(a: &BroadcastArgs) -> Result<()> {
+    if a.senders == 0 || a.senders > 4096 {
+        bail!("--senders must be in 1..=4096");
+    }
+    if a.size < MIN_PAYLOAD || a.size > 1 << 20 {
+        bail!("--size must be in {MIN_PAYLOAD}..=1048576 for broadcast");
+    }
+    if a.window == 0 {
+        bail!("--window must be at least 1");
+    }
+    if !(a.send_rate >= 0.0 && a.send_rate.is_finite()) {
+        bail!("--send-rate must be >= 0");
+    }
+    if !(0.0..=600.0).contains(&a.drain) {
+        bail!("--drain must be in [0, 600] seconds");
+    }
+    Ok(())
+}
 
 /// Ordering state of one (receiving connection, sender) pair.
 #[derive(Debug, Clone, Copy, Default)]
@@ -153,7 +178,7 @@ impl Broadcast {
         payload[..MIN_PAYLOAD].fill(b'0');
         let k = a.senders as u64;
         // This worker's senders: global indices below K that it owns.
-        let mine = super::share(k, cfg.slot);
+        let mine = cfg.slot.share(k);
         Broadcast {
             senders_total: k,
             window: a.window as u64,
@@ -208,7 +233,7 @@ impl Broadcast {
         let w = s.delivered.len() as u64;
         s.delivered[(s.seq % w) as usize] = 0;
         s.seq += 1;
-        io.send(OP_TEXT, &self.payload);
+        io.send(DataKind::Text, &self.payload);
         self.sent += 1;
         let t = (io.global % self.sent_per_target.len() as u64) as usize;
         self.sent_per_target[t] += 1;
@@ -242,17 +267,7 @@ impl Workload for Broadcast {
         }
     }
 
-    fn on_data(
-        &mut self,
-        io: &mut ConnIo<'_>,
-        first: bool,
-        _fin: bool,
-        payload: &[u8],
-        now_ns: u64,
-    ) {
-        if !first {
-            return;
-        }
+    fn on_message(&mut self, io: &mut ConnIo<'_>, _kind: DataKind, payload: &[u8], now_ns: u64) {
         let Some((id, seq, ts)) = decode_header(payload) else {
             self.foreign += 1;
             return;
