@@ -11,10 +11,12 @@ mod conns;
 mod coordinator;
 mod driver;
 mod modes;
+mod order;
 mod procstat;
 mod report;
 mod rng;
 mod spawn;
+mod stamp;
 mod sys;
 mod workload;
 
