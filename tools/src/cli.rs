@@ -35,6 +35,30 @@ pub enum ModeArgs {
     Idle(IdleArgs),
     /// Upgrade handshake + close handshake in a loop with N in flight; reports handshakes/s.
     Connect(ConnectArgs),
+    /// N users over R rooms on the chat protocol (JSON on GET /ws); reports deliveries/s,
+    /// publish -> delivery latency, lost / duplicated / out-of-order messages by the room's seq,
+    /// acks and errors by code.
+    ///
+    /// User N connects as `/ws?username=uN` (the server in development mode, without
+    /// --jwt-secret), waits for `welcome` and the `room.list` after it, sends
+    /// `{"type":"room.join","room":"room-K","id":"j"}` for K = N % R and waits for the room's
+    /// `user.list` and the `ack`. The ramp ends when every user has joined. Then users
+    /// 0 .. K-1 (--senders K) send `{"type":"chat","room":"room-K","content":...,"id":C}` at --send-rate
+    /// in total, the content being a stamp (sender, counter C, send time) padded to --size
+    /// characters. After --warmup seconds the measured window of --duration seconds starts;
+    /// then sending stops and --drain seconds are left for acks and deliveries.
+    ///
+    /// Every member parses each `chat` it gets: deliveries/s (received in the window),
+    /// latency (send time in the content to receipt, same clock), the room's seq (every member
+    /// must see 1, 2, 3... with no gap, duplicate or reordering; within one process, the same
+    /// seq must carry the same message for every member) and lost deliveries: messages sent in
+    /// the window and acked, times the room's members at the start, minus the unique
+    /// deliveries of those messages. `{"type":"error"}` answers are counted by code.
+    ///
+    /// The server's per-connection message rate applies (--msg-rate, default 20/s with a burst
+    /// of 40): keep --send-rate / --senders under it, or raise it, or the run counts
+    /// rate_limited errors. With --server-pid: server CPU per delivery and RSS per connection.
+    Chat(ChatArgs),
 }
 
 /// Options shared by every mode.
@@ -45,7 +69,8 @@ pub struct Common {
     #[arg(long, short = 't', value_delimiter = ',', required = true)]
     pub target: Vec<String>,
 
-    /// Request path (default: /echo for echo, /broadcast for broadcast, /echo otherwise).
+    /// Request path (default: /echo for echo, /broadcast for broadcast, /ws for chat, /echo
+    /// otherwise).
     #[arg(long)]
     pub path: Option<String>,
 
@@ -83,7 +108,7 @@ pub struct Common {
     #[arg(long, value_delimiter = ',')]
     pub server_pid: Vec<u32>,
 
-    /// Largest server frame accepted, in bytes.
+    /// Largest server frame (and message) accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_frame: u64,
 
@@ -157,6 +182,34 @@ pub struct ConnectArgs {
     pub inflight: usize,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Users: one connection each, as `?username=uN` (N = 0, 1, ...).
+    #[arg(long, short = 'c', default_value_t = 1000)]
+    pub users: usize,
+    /// Rooms room-0 .. room-(R-1); user N joins room-(N % R). With 1, every user is in room-0.
+    #[arg(long, short = 'R', default_value_t = 1)]
+    pub rooms: usize,
+    /// Sending users K: users 0 .. K-1, so the senders cover the rooms round-robin. Every
+    /// user receives.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub senders: usize,
+    /// Chat messages per second over all senders (paced; > 0, so the count is bounded).
+    #[arg(long, default_value_t = 100.0)]
+    pub send_rate: f64,
+    /// `content` length in characters: 40..=2000 (the stamp, then 'x' padding).
+    #[arg(long, short = 's', default_value_t = 64)]
+    pub size: usize,
+    /// Seconds of sending before the measured window (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Seconds to wait after the last send for acks and deliveries in flight.
+    #[arg(long, default_value_t = 2.0)]
+    pub drain: f64,
+}
+
 impl ModeArgs {
     pub fn common(&self) -> &Common {
         match self {
@@ -164,6 +217,7 @@ impl ModeArgs {
             ModeArgs::Broadcast(a) => &a.common,
             ModeArgs::Idle(a) => &a.common,
             ModeArgs::Connect(a) => &a.common,
+            ModeArgs::Chat(a) => &a.common,
         }
     }
 
@@ -173,6 +227,7 @@ impl ModeArgs {
             ModeArgs::Broadcast(_) => "broadcast",
             ModeArgs::Idle(_) => "idle",
             ModeArgs::Connect(_) => "connect",
+            ModeArgs::Chat(_) => "chat",
         }
     }
 
@@ -183,6 +238,7 @@ impl ModeArgs {
         }
         match self {
             ModeArgs::Broadcast(_) => "/broadcast".into(),
+            ModeArgs::Chat(_) => "/ws".into(),
             _ => "/echo".into(),
         }
     }
@@ -194,6 +250,15 @@ impl ModeArgs {
             ModeArgs::Broadcast(a) => a.receivers + a.senders,
             ModeArgs::Idle(a) => a.connections,
             ModeArgs::Connect(a) => a.inflight,
+            ModeArgs::Chat(a) => a.users,
+        }
+    }
+
+    /// Seconds of traffic before the measured window (chat only).
+    pub fn warmup_secs(&self) -> f64 {
+        match self {
+            ModeArgs::Chat(a) => a.warmup,
+            _ => 0.0,
         }
     }
 
@@ -201,6 +266,7 @@ impl ModeArgs {
     pub fn tail_secs(&self) -> f64 {
         let drain = match self {
             ModeArgs::Broadcast(a) => a.drain,
+            ModeArgs::Chat(a) => a.drain,
             ModeArgs::Echo(_) => 1.0,
             _ => 0.0,
         };

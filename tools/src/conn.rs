@@ -195,6 +195,42 @@ impl ConnIo<'_> {
     }
 }
 
+#[cfg(test)]
+impl Tx {
+    /// The frames queued so far, unmasked (as a server would read them).
+    pub fn frames(&self) -> Vec<(OpCode, Vec<u8>)> {
+        use corecast::ws::{FrameHeader, HeaderStatus};
+        let mut out = Vec::new();
+        let mut rest = &self.buf[self.pos..];
+        while let Ok(HeaderStatus::Complete { header, header_len }) =
+            FrameHeader::decode(rest, &HeaderRules::default())
+        {
+            let end = header_len + header.payload_len as usize;
+            let mut payload = rest[header_len..end].to_vec();
+            if let Some(key) = header.mask {
+                corecast::ws::mask::apply_mask(&mut payload, key, 0);
+            }
+            out.push((header.opcode, payload));
+            rest = &rest[end..];
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+impl<'a> ConnIo<'a> {
+    /// A handle on a bare queue, for driving a workload without sockets.
+    pub fn for_test(key: ConnKey, global: u64, tx: &'a mut Tx, rng: &'a mut XorShift) -> Self {
+        ConnIo {
+            key,
+            global,
+            started_ns: 0,
+            tx,
+            rng,
+        }
+    }
+}
+
 /// What a connection hands to its caller while reading.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Input<'a> {

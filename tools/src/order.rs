@@ -25,6 +25,14 @@ pub struct SeqWindow {
 }
 
 impl SeqWindow {
+    /// A window that expects `first` next (nothing before it is expected).
+    pub fn starting_at(first: u64) -> Self {
+        SeqWindow {
+            next: first,
+            seen: 0,
+        }
+    }
+
     pub fn observe(&mut self, seq: u64) -> Seen {
         if seq >= self.next {
             let skipped = seq - self.next;
@@ -71,5 +79,13 @@ mod tests {
         assert_eq!(s.observe(5), Seen::Late); // beyond the window
         assert_eq!(s.observe(999), Seen::Late);
         assert_eq!(s.observe(999), Seen::Duplicate);
+    }
+
+    #[test]
+    fn a_window_can_start_anywhere() {
+        let mut s = SeqWindow::starting_at(42);
+        assert_eq!(s.observe(42), Seen::InOrder { skipped: 0 });
+        assert_eq!(s.observe(41), Seen::Late);
+        assert_eq!(s.observe(44), Seen::InOrder { skipped: 1 });
     }
 }

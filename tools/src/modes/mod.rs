@@ -5,6 +5,7 @@
 //! the other way round.
 
 pub mod broadcast;
+pub mod chat;
 pub mod connect;
 pub mod echo;
 pub mod idle;
@@ -25,6 +26,7 @@ pub fn validate(args: &ModeArgs) -> Result<()> {
     match args {
         ModeArgs::Echo(a) => echo::validate(a),
         ModeArgs::Broadcast(a) => broadcast::validate(a),
+        ModeArgs::Chat(a) => chat::validate(a),
         ModeArgs::Idle(_) | ModeArgs::Connect(_) => Ok(()),
     }
 }
@@ -34,6 +36,7 @@ pub fn driver_config(args: &ModeArgs, targets: &[SocketAddr], slot: WorkerSlot) 
     let c = args.common();
     let drain = match args {
         ModeArgs::Broadcast(a) => Duration::from_secs_f64(a.drain),
+        ModeArgs::Chat(a) => Duration::from_secs_f64(a.drain),
         ModeArgs::Echo(_) => Duration::from_secs(1),
         _ => Duration::ZERO,
     };
@@ -49,7 +52,7 @@ pub fn driver_config(args: &ModeArgs, targets: &[SocketAddr], slot: WorkerSlot) 
             .max(1),
         source_ips: c.source_ips,
         connect_timeout: Duration::from_secs_f64(c.connect_timeout),
-        warmup: Duration::ZERO,
+        warmup: Duration::from_secs_f64(args.warmup_secs()),
         duration: Duration::from_secs_f64(c.duration),
         drain,
         close_timeout: close_timeout(conns),
@@ -73,6 +76,7 @@ pub fn run_worker(
         }
         ModeArgs::Idle(_) => driver::run(&cfg, &mut idle::Idle::default(), up, down)?,
         ModeArgs::Connect(_) => driver::run(&cfg, &mut connect::Connect::default(), up, down)?,
+        ModeArgs::Chat(a) => driver::run(&cfg, &mut chat::Chat::new(a, &cfg), up, down)?,
     };
     report.cpu_secs = crate::procstat::self_cpu_secs();
     Ok(report)
@@ -85,5 +89,6 @@ pub fn summarize(args: &ModeArgs, m: &Merged, ctx: &RunContext) -> Summary {
         ModeArgs::Broadcast(a) => broadcast::summarize(a, m, ctx),
         ModeArgs::Idle(a) => idle::summarize(a, m, ctx),
         ModeArgs::Connect(a) => connect::summarize(a, m, ctx),
+        ModeArgs::Chat(a) => chat::summarize(a, m, ctx),
     }
 }
