@@ -43,10 +43,11 @@ pub enum ModeArgs {
     /// --jwt-secret), waits for `welcome` and the `room.list` after it, sends
     /// `{"type":"room.join","room":"room-K","id":"j"}` for K = N % R and waits for the room's
     /// `user.list` and the `ack`. The ramp ends when every user has joined. Then users
-    /// 0 .. K-1 (--senders K) send `{"type":"chat","room":"room-K","content":...,"id":C}` at --send-rate
-    /// in total, the content being a stamp (sender, counter C, send time) padded to --size
-    /// characters. After --warmup seconds the measured window of --duration seconds starts;
-    /// then sending stops and --drain seconds are left for acks and deliveries.
+    /// 0 .. S-1 (--senders S) send `{"type":"chat","room":"room-K","content":...,"id":C}` at
+    /// --send-rate in total, the content being a stamp (sender, counter C, send time) and a
+    /// mark (sent in the measured window or not) padded to --size characters. After --warmup
+    /// seconds the measured window of --duration seconds starts; then sending stops and
+    /// --drain seconds are left for acks and deliveries.
     ///
     /// Every member parses each `chat` it gets: deliveries/s (received in the window),
     /// latency (send time in the content to receipt, same clock), the room's seq (every member
@@ -192,14 +193,14 @@ pub struct ChatArgs {
     /// Rooms room-0 .. room-(R-1); user N joins room-(N % R). With 1, every user is in room-0.
     #[arg(long, short = 'R', default_value_t = 1)]
     pub rooms: usize,
-    /// Sending users K: users 0 .. K-1, so the senders cover the rooms round-robin. Every
+    /// Sending users S: users 0 .. S-1, so the senders cover the rooms round-robin. Every
     /// user receives.
     #[arg(long, short = 'k', default_value_t = 10)]
     pub senders: usize,
     /// Chat messages per second over all senders (paced; > 0, so the count is bounded).
     #[arg(long, default_value_t = 100.0)]
     pub send_rate: f64,
-    /// `content` length in characters: 40..=2000 (the stamp, then 'x' padding).
+    /// `content` length in characters: 41..=2000 (the stamp, a window mark, 'x' padding).
     #[arg(long, short = 's', default_value_t = 64)]
     pub size: usize,
     /// Seconds of sending before the measured window (not counted).

@@ -36,6 +36,14 @@ use std::collections::BTreeMap;
 
 /// Longest `content` the protocol accepts, in characters (the server answers `too_long`).
 pub const MAX_CONTENT: usize = 2000;
+/// Shortest content: the stamp and the window mark.
+pub const MIN_CONTENT: usize = stamp::LEN + 1;
+/// The byte after the stamp: whether the sender counted the message in the measured window.
+/// Receivers go by it rather than by their own clock, so every process of a run agrees on
+/// which messages are expected, even at the window's edges (the processes' windows start a
+/// few microseconds apart).
+const MARK_MEASURED: u8 = b'm';
+const MARK_OUTSIDE: u8 = b'w';
 /// The `id` of every `room.join` (chat ids are numbers: the sender's counter).
 const JOIN_ID: &[u8] = b"j";
 /// A sender skips a send while this many bytes wait in its outbound queue.
@@ -62,11 +70,8 @@ pub fn validate(a: &ChatArgs) -> Result<()> {
     if !(a.send_rate > 0.0 && a.send_rate <= 1e7) {
         bail!("--send-rate must be in (0, 10000000] messages per second");
     }
-    if a.size < stamp::LEN || a.size > MAX_CONTENT {
-        bail!(
-            "--size must be in {}..={MAX_CONTENT} characters for chat",
-            stamp::LEN
-        );
+    if a.size < MIN_CONTENT || a.size > MAX_CONTENT {
+        bail!("--size must be in {MIN_CONTENT}..={MAX_CONTENT} characters for chat");
     }
     if !(0.0..=3600.0).contains(&a.warmup) {
         bail!("--warmup must be in [0, 3600] seconds");
@@ -231,7 +236,7 @@ struct Counters {
 
 impl Chat {
     pub fn new(a: &ChatArgs, cfg: &DriverConfig) -> Self {
-        let mut content = vec![b'x'; a.size.max(stamp::LEN)];
+        let mut content = vec![b'x'; a.size.max(MIN_CONTENT)];
         content[..stamp::LEN].fill(b'0');
         let k = a.senders as u64;
         let mine = cfg.slot.share(k);
@@ -318,6 +323,11 @@ impl Chat {
             sent_ns: now_ns,
         }
         .write(&mut self.content);
+        self.content[stamp::LEN] = if measured {
+            MARK_MEASURED
+        } else {
+            MARK_OUTSIDE
+        };
         self.msg.clear();
         self.msg
             .extend_from_slice(br#"{"type":"chat","room":"room-"#);
@@ -390,7 +400,7 @@ impl Chat {
                 counter: st.counter,
             };
         }
-        if counted && self.in_window(st.sent_ns) {
+        if counted && content.get(stamp::LEN) == Some(&MARK_MEASURED) {
             self.c.unique_measured += 1;
             record_ns(&mut self.delivery, now_ns.saturating_sub(st.sent_ns));
         }
@@ -1018,6 +1028,9 @@ mod tests {
             assert_eq!(v["id"], i);
             assert_eq!(v["content"].as_str().map(str::len), Some(50));
         }
+        // A receiver whose window started later (another process got GO a little later)
+        // still counts both: the sender's mark decides, not the receiver's clock.
+        chat.measure_from_ns = 2_500;
         // Both members of room-0 get both, in order; the acks carry the ids.
         for g in [0, 2] {
             users.deliver(&mut chat, g, &delivery(&sent[0], 7), 5_000);
@@ -1076,7 +1089,7 @@ mod tests {
         // Seq 4 again for user 4, with another message's content: a duplicate by seq.
         users.deliver(&mut chat, 4, &delivery(&sent[0], 4), 9_000);
         // Seq 1 of room-1 carries one message for user 1 and another for user 3: a conflict
-        // (stamped before the window, so they do not count as deliveries of measured ones).
+        // (not marked as measured, so they do not count as deliveries of measured ones).
         for (g, counter) in [(1, 100), (3, 101)] {
             let mut content = vec![b'x'; 64];
             Stamp {
