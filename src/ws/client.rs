@@ -608,4 +608,55 @@ mod tests {
             Err(ResponseError::HeadTooLarge)
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        /// A valid 101 (plus a frame), a refusal, or either with a few bytes overwritten.
+        fn response_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let valid = {
+                let mut v = response("").into_bytes();
+                v.extend_from_slice(&[0x81, 0x00]);
+                v
+            };
+            let refusal = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n".to_vec();
+            (
+                prop::sample::select(vec![valid, refusal]),
+                prop::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+            )
+                .prop_map(|(mut bytes, edits)| {
+                    for (at, b) in edits {
+                        let i = at.index(bytes.len());
+                        bytes[i] = b;
+                    }
+                    bytes
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// Whatever the bytes, a verdict reached on a prefix (complete, or an error) is the
+            /// verdict on the whole: more bytes never change it, so how reads split the stream
+            /// does not matter. Nothing panics.
+            #[test]
+            fn a_verdict_on_a_prefix_is_final(
+                bytes in prop_oneof![response_bytes(), prop::collection::vec(any::<u8>(), 0..300)],
+                cut in any::<Index>(),
+            ) {
+                let hs = handshake(&[]);
+                let whole = hs.handle_response(&bytes);
+                if let Ok(ResponseStatus::Complete(head)) = whole {
+                    prop_assert!(head.head_len <= bytes.len());
+                }
+                let prefix = &bytes[..cut.index(bytes.len() + 1)];
+                let early = hs.handle_response(prefix);
+                if early != Ok(ResponseStatus::Partial) {
+                    prop_assert_eq!(early, whole);
+                }
+            }
+        }
+    }
 }
