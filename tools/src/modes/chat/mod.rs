@@ -52,10 +52,15 @@ const MAX_QUEUED_BYTES: usize = 1 << 20;
 const TICK_NS: u64 = 1_000_000;
 /// The drain ends this long after the last delivery once every message is answered, in ns.
 const QUIET_NS: u64 = 500_000_000;
-/// Send times kept per sender for the ack latency (a power of two).
-const ACK_RING: usize = 1024;
-/// Entries of the seq → message consistency check over all rooms (24 bytes each).
+/// Send times kept per sender for the ack latency (a power of two): an ack more than this
+/// many sends behind its sender is not timed.
+const ACK_RING: usize = 64;
+/// Entries of the seq → message consistency check over all rooms (24 bytes each); each room
+/// gets a power of two of them, at most `MAX_SEQ_RING`, at least 1.
 const SEQ_RING_BUDGET: usize = 1 << 19;
+const MAX_SEQ_RING: usize = 4096;
+/// Most senders (each keeps `ACK_RING` send times).
+pub const MAX_SENDERS: usize = 100_000;
 /// Longest error code kept as its own counter.
 const MAX_CODE_LEN: usize = 32;
 
@@ -64,8 +69,8 @@ pub fn validate(a: &ChatArgs) -> Result<()> {
     if a.rooms == 0 || a.rooms > a.users {
         bail!("--rooms must be in 1..=--users (every room needs a member)");
     }
-    if a.senders == 0 || a.senders > a.users {
-        bail!("--senders must be in 1..=--users");
+    if a.senders == 0 || a.senders > a.users || a.senders > MAX_SENDERS {
+        bail!("--senders must be in 1..=--users (and at most {MAX_SENDERS})");
     }
     if !(a.send_rate > 0.0 && a.send_rate <= 1e7) {
         bail!("--send-rate must be in (0, 10000000] messages per second");
@@ -80,6 +85,12 @@ pub fn validate(a: &ChatArgs) -> Result<()> {
         bail!("--drain must be in [0, 600] seconds");
     }
     Ok(())
+}
+
+/// Consistency-check slots per room for `rooms` rooms (a power of two).
+fn seq_ring_len(rooms: usize) -> usize {
+    let per_room = (SEQ_RING_BUDGET / rooms.max(1)).clamp(1, MAX_SEQ_RING);
+    1 << per_room.ilog2()
 }
 
 /// The room of user `global`.
@@ -240,7 +251,7 @@ impl Chat {
         content[..stamp::LEN].fill(b'0');
         let k = a.senders as u64;
         let mine = cfg.slot.share(k);
-        let seq_ring_len = (SEQ_RING_BUDGET / a.rooms.max(1)).clamp(8, 4096);
+        let seq_ring_len = seq_ring_len(a.rooms);
         Chat {
             rooms: a.rooms as u64,
             senders_total: k,
@@ -1150,5 +1161,11 @@ mod tests {
             assert_eq!(out, format!("x{v}").into_bytes());
         }
         assert_eq!(room_of(7, 3), 1);
+        for rooms in [1usize, 3, 200, 1000, 100_000, 2_000_000] {
+            let n = seq_ring_len(rooms);
+            assert!(n.is_power_of_two() && n <= MAX_SEQ_RING, "{rooms}: {n}");
+            assert!(n * rooms <= SEQ_RING_BUDGET.max(rooms), "{rooms}: {n}");
+        }
+        assert_eq!(seq_ring_len(200), 2048);
     }
 }
