@@ -5,6 +5,7 @@
 //! returns, and fuzz targets drive it directly.
 
 pub mod assemble;
+pub mod client;
 pub mod close;
 pub mod deflate;
 pub mod frame;
