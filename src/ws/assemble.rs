@@ -147,6 +147,7 @@ pub struct Assembler {
     /// Payload gathered from the fragments of the message in progress. Boxed, and made on
     /// the first fragmented message only: an assembler that never sees one (most connections)
     /// is 16 bytes smaller, which every idle connection pays.
+    #[allow(clippy::box_collection)] // the box is the point: 8 bytes inline instead of 24
     message: Option<Box<Vec<u8>>>,
     /// `message` was handed out by the previous call and must be cleared.
     delivered: bool,

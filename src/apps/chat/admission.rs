@@ -122,6 +122,10 @@ impl Admission {
         if !self.ip_rate.try_take(ip, mono_ms) {
             return Err(Refusal::Rate);
         }
+        // Two Origin headers: a browser never sends that; which one would we check?
+        if head.header_values("origin").nth(1).is_some() {
+            return Err(Refusal::Origin("origin not allowed: several origin headers".into()));
+        }
         self.origins
             .check(head.origin, head.host)
             .map_err(|e| Refusal::Origin(format!("origin not allowed: {e}")))?;
