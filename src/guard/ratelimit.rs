@@ -160,7 +160,9 @@ impl IpKey {
 /// Number of independently locked shards of the [`IpRateLimiter`] table.
 pub const IP_SHARDS: usize = 64;
 
-/// Default cap on entries per shard (64 × 2048 = 131,072 clients, about 5 MiB at most).
+/// Default cap on entries per shard: 64 × 2048 = 131,072 clients. An entry is 32 bytes (key
+/// and bucket) in a hash table of at most 4096 slots per shard: under 9 MiB when every shard
+/// is full.
 pub const DEFAULT_MAX_ENTRIES_PER_SHARD: usize = 2048;
 
 struct Shard {
@@ -323,6 +325,9 @@ mod tests {
     fn bucket_is_16_bytes() {
         assert_eq!(std::mem::size_of::<TokenBucket>(), 16);
         assert_eq!(std::mem::size_of::<RateLimit>(), 4);
+        assert_eq!(std::mem::size_of::<(IpKey, TokenBucket)>(), 32);
+        fn shared<T: Send + Sync>() {}
+        shared::<IpRateLimiter>();
     }
 
     #[test]

@@ -127,6 +127,12 @@ fn signing_header_constant_is_its_json() {
 }
 
 #[test]
+fn verifier_is_shareable() {
+    fn shared<T: Send + Sync + Clone>() {}
+    shared::<Verifier>();
+}
+
+#[test]
 fn verifier_debug_hides_the_secret() {
     assert_eq!(format!("{:?}", Verifier::new(SECRET)), "Verifier { .. }");
 }
