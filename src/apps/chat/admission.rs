@@ -124,7 +124,9 @@ impl Admission {
         }
         // Two Origin headers: a browser never sends that; which one would we check?
         if head.header_values("origin").nth(1).is_some() {
-            return Err(Refusal::Origin("origin not allowed: several origin headers".into()));
+            return Err(Refusal::Origin(
+                "origin not allowed: several origin headers".into(),
+            ));
         }
         self.origins
             .check(head.origin, head.host)
