@@ -47,7 +47,8 @@ impl ChatConn {
             uid,
             name,
             user: u32::MAX,
-            rooms: Vec::new(),
+            // general and, typically, one more room: no reallocation, no slack.
+            rooms: Vec::with_capacity(2),
             bucket,
             strikes: 0,
             strikes_since: 0,

@@ -164,46 +164,85 @@ impl HomeRooms {
     }
 }
 
-/// Where each user homed on this worker has connections: (worker, connections) pairs.
+/// Where a user is connected: (worker, connections) pairs. One place inline (the common case:
+/// one device, or all devices on one worker), more on the heap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Places {
+    One(u32, u32),
+    Many(Vec<(usize, u32)>),
+}
+
+/// Where each user homed on this worker has connections.
 #[derive(Debug, Default)]
 pub struct Directory {
-    users: HashMap<Arc<str>, Vec<(usize, u32)>>,
+    users: HashMap<Arc<str>, Places>,
 }
 
 impl Directory {
     /// A connection of `user` opened on `worker`.
     pub fn up(&mut self, user: Arc<str>, worker: usize) {
-        let places = self.users.entry(user).or_default();
-        match places.iter_mut().find(|(w, _)| *w == worker) {
-            Some((_, n)) => *n += 1,
-            None => places.push((worker, 1)),
+        match self.users.get_mut(&user) {
+            None => {
+                self.users.insert(user, Places::One(worker as u32, 1));
+            }
+            Some(Places::One(w, n)) if *w as usize == worker => *n += 1,
+            Some(p @ Places::One(..)) => {
+                if let Places::One(w, n) = *p {
+                    *p = Places::Many(vec![(w as usize, n), (worker, 1)]);
+                }
+            }
+            Some(Places::Many(v)) => match v.iter_mut().find(|(w, _)| *w == worker) {
+                Some((_, n)) => *n += 1,
+                None => v.push((worker, 1)),
+            },
         }
     }
 
     /// A connection of `user` on `worker` closed.
     pub fn down(&mut self, user: &str, worker: usize) {
-        let Some(places) = self.users.get_mut(user) else {
+        let Some(p) = self.users.get_mut(user) else {
             return;
         };
-        if let Some(i) = places.iter().position(|(w, _)| *w == worker) {
-            places[i].1 -= 1;
-            if places[i].1 == 0 {
-                places.swap_remove(i);
+        let empty = match p {
+            Places::One(w, n) if *w as usize == worker => {
+                *n -= 1;
+                *n == 0
             }
-        }
-        if places.is_empty() {
+            Places::One(..) => false,
+            Places::Many(v) => {
+                if let Some(i) = v.iter().position(|(w, _)| *w == worker) {
+                    v[i].1 -= 1;
+                    if v[i].1 == 0 {
+                        v.swap_remove(i);
+                    }
+                }
+                if let [(w, n)] = v.as_slice() {
+                    *p = Places::One(*w as u32, *n);
+                }
+                matches!(p, Places::Many(v) if v.is_empty())
+            }
+        };
+        if empty {
             self.users.remove(user);
         }
     }
 
     /// (worker, connections) where `user` is connected; empty if nowhere.
-    pub fn places(&self, user: &str) -> &[(usize, u32)] {
-        self.users.get(user).map_or(&[], |v| v.as_slice())
+    pub fn places(&self, user: &str) -> Vec<(usize, u32)> {
+        match self.users.get(user) {
+            None => Vec::new(),
+            Some(Places::One(w, n)) => vec![(*w as usize, *n)],
+            Some(Places::Many(v)) => v.clone(),
+        }
     }
 
     /// Connections of `user`, all workers.
     pub fn devices(&self, user: &str) -> u64 {
-        self.places(user).iter().map(|&(_, n)| u64::from(n)).sum()
+        match self.users.get(user) {
+            None => 0,
+            Some(Places::One(_, n)) => u64::from(*n),
+            Some(Places::Many(v)) => v.iter().map(|&(_, n)| u64::from(n)).sum(),
+        }
     }
 }
 
@@ -261,7 +300,8 @@ mod tests {
         assert_eq!(d.devices("ali"), 3);
         d.down("ali", 1);
         d.down("ali", 0);
-        assert_eq!(d.places("ali"), &[(1, 1)]);
+        assert_eq!(d.places("ali"), vec![(1, 1)]);
+        assert_eq!(d.users.get("ali"), Some(&Places::One(1, 1)));
         d.down("ali", 1);
         assert_eq!(d.devices("ali"), 0);
         assert!(d.users.is_empty());

@@ -48,7 +48,8 @@ impl Local {
                 let id: Arc<str> = id.into();
                 let k = self.users.insert(LocalUser {
                     id: id.clone(),
-                    conns: Vec::new(),
+                    // Most users have one device here.
+                    conns: Vec::with_capacity(1),
                 });
                 self.by_id.insert(id, k);
                 k

@@ -271,6 +271,9 @@ impl Chat {
     pub fn on_open(&mut self, id: ConnId, c: &mut ChatConn, cx: &mut ChatCx<'_>) {
         let (user, uid) = self.local.attach(&c.uid, id);
         c.user = user;
+        if c.name == c.uid {
+            c.name = uid.clone(); // one allocation for both when the name is the id
+        }
         c.uid = uid.clone();
         self.request(
             user_home(&uid, self.workers),
@@ -627,7 +630,8 @@ impl Chat {
             }
             ChatMsg::Disconnect { user, http } => {
                 let n = self.dir.devices(&user);
-                let places: Vec<usize> = self.dir.places(&user).iter().map(|&(w, _)| w).collect();
+                let places: Vec<usize> =
+                    self.dir.places(&user).into_iter().map(|(w, _)| w).collect();
                 for w in places {
                     self.answer(w, ChatMsg::CloseUser { user: user.clone() }, cx);
                 }
@@ -943,7 +947,7 @@ impl Chat {
         except: Option<Addr>,
         cx: &mut ChatCx<'_>,
     ) {
-        let places: Vec<usize> = self.dir.places(user).iter().map(|&(w, _)| w).collect();
+        let places: Vec<usize> = self.dir.places(user).into_iter().map(|(w, _)| w).collect();
         for w in places {
             let except = except.filter(|a| a.worker == w).map(|a| a.conn);
             self.answer(
