@@ -2,7 +2,8 @@
 //! parse, and walking an object's top-level fields.
 //!
 //! Owns nothing but these functions; shared by `command.rs` (client messages) and `api.rs`
-//! (HTTP bodies). Must not know any message type.
+//! (HTTP bodies), and usable by anything else that parses JSON with simd-json's tape (call
+//! [`make_strict`] after every parse). Must not know any message type.
 
 use simd_json::{Node, StaticNode};
 
@@ -32,7 +33,7 @@ use simd_json::{Node, StaticNode};
 /// in document order, which is the tape's order: each must match the JSON grammar and be
 /// followed by whitespace, `,`, `]`, `}` or the end, and its node is replaced by Rust's own
 /// exact parse of the text.
-pub(crate) fn make_strict(json: &[u8], nodes: &mut [Node<'_>]) -> bool {
+pub fn make_strict(json: &[u8], nodes: &mut [Node<'_>]) -> bool {
     if json.contains(&0) || !escapes_are_valid(json) {
         return false;
     }
@@ -195,7 +196,7 @@ fn hex4(json: &[u8], at: usize) -> Option<u32> {
 }
 
 /// How many tape nodes the value starting with `node` spans (itself included).
-pub(crate) fn span(node: &Node<'_>) -> usize {
+pub fn span(node: &Node<'_>) -> usize {
     match node {
         Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
         Node::String(_) | Node::Static(_) => 1,
@@ -205,7 +206,7 @@ pub(crate) fn span(node: &Node<'_>) -> usize {
 /// Calls `field(key, value_nodes)` for each top-level field of the object at `nodes[0]`, in
 /// document order; `value_nodes` starts at the field's value. Returns `false` if `nodes[0]` is
 /// not an object (or the tape is malformed, which the parser never produces).
-pub(crate) fn for_each_field<'t, 'de>(
+pub fn for_each_field<'t, 'de>(
     nodes: &'t [Node<'de>],
     mut field: impl FnMut(&'de str, &'t [Node<'de>]),
 ) -> bool {

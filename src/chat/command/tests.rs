@@ -774,3 +774,10 @@ fn owned_ids() {
     let n = Id::Num(Number::from_i64(-1));
     assert_eq!(n.to_owned_id().as_id(), n);
 }
+
+#[test]
+fn a_parser_can_move_to_its_worker_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<CommandParser>();
+    assert_send::<OwnedId>();
+}
