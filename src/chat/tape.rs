@@ -60,8 +60,8 @@ pub fn make_strict(json: &[u8], nodes: &mut [Node<'_>]) -> bool {
                 ) {
                     return false;
                 }
-                let (Some(node), Some(exact)) = (numbers.next(), exact_number(&json[i..end]))
-                else {
+                let exact = json.get(i..end).and_then(exact_number);
+                let (Some(node), Some(exact)) = (numbers.next(), exact) else {
                     return false;
                 };
                 *node = Node::Static(exact);
