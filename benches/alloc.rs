@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use corecast::apps::{AppShared, Corecast};
 use corecast::ws::deflate::CompressionMode;
 use corecast::ws::frame::{encode_client_frame, OpCode};
 use corecast::{Config, Server};
@@ -77,9 +78,13 @@ fn main() {
         compression: CompressionMode::Off,
         ..Config::default()
     };
+    let app_cfg = cfg.clone();
     let server = Server::bind(cfg).expect("bind");
     let addr = server.local_addr();
-    let handle = server.start().expect("start");
+    let shared = AppShared::new(app_cfg, server.shared().clone()).expect("valid config");
+    let handle = server
+        .start(move |worker| Corecast::new(worker, &shared))
+        .expect("start");
 
     let mut buf = vec![0u8; 1 << 16];
     let payload = vec![b'x'; 1024];

@@ -13,8 +13,9 @@
 
 use std::hint::black_box;
 
+use corecast::http::{parse_head, DEFAULT_MAX_HEAD};
 use corecast::ws::frame::{encode_client_frame, encode_frame};
-use corecast::ws::handshake::{parse_head, write_accept, DEFAULT_MAX_HEAD};
+use corecast::ws::handshake::{validate_upgrade, write_accept};
 use corecast::ws::mask::{apply_mask, apply_mask_scalar};
 use corecast::ws::{Assembler, Event, FrameHeader, HeaderRules, HeaderStatus, MessageLimits};
 use corecast::ws::{DataKind, OpCode};
@@ -141,7 +142,7 @@ fn handshake(c: &mut Criterion) {
                 Ok(Some(head)) => head,
                 other => panic!("{other:?}"),
             };
-            let upgrade = head.validate_upgrade().expect("valid request");
+            let upgrade = validate_upgrade(&head).expect("valid request");
             out.clear();
             write_accept(&mut out, &upgrade, None, None);
             out.len()

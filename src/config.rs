@@ -7,14 +7,14 @@ use std::time::Duration;
 use crate::ws::deflate::CompressionMode;
 
 /// Everything a running server needs to know. Every field has a default that serves
-/// `/echo` and `/broadcast` safely on loopback.
+/// `/echo`, `/broadcast` and the chat service (development mode) safely on loopback.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address every worker listens on (SO_REUSEPORT). Default: 127.0.0.1:8080.
     pub listen: SocketAddr,
     /// Worker threads, one event loop each. Default: available cores.
     pub workers: usize,
-    /// Largest payload of one frame, bytes. Default: 16 MiB.
+    /// Largest payload of one frame, bytes; a smaller `max_message` caps it. Default: 16 MiB.
     pub max_frame: usize,
     /// Largest message (all fragments), bytes. Default: 16 MiB.
     pub max_message: usize,
@@ -46,6 +46,49 @@ pub struct Config {
     pub compression_level: u8,
     /// Messages shorter than this are sent uncompressed. Default: 128 bytes.
     pub compression_min_size: usize,
+
+    // ---- chat service (`GET /ws`) ---------------------------------------------------------
+    /// Messages kept per room for `history` and `since` recovery. Default: 100.
+    pub history: usize,
+    /// How long an empty room's history and seq are kept (a rejoin within it continues the
+    /// seq). Default: 10 min.
+    pub room_ttl: Duration,
+    /// Presence notices (join/leave) are skipped in rooms with more members than this.
+    /// Default: 1000.
+    pub presence_max_members: usize,
+    /// Largest `/ws` message (all fragments, after inflate); larger ones close with 1009.
+    /// Default: 4 KiB.
+    pub chat_max_message: usize,
+    /// Rooms one connection may be in, `general` included. Default: 100.
+    pub max_rooms: usize,
+    /// Upgrade attempts on `/ws` per client IP per second (token bucket). Default: 20.
+    pub conn_rate: u32,
+    /// Burst of upgrade attempts per client IP. Default: 40.
+    pub conn_burst: u32,
+    /// Messages per `/ws` connection per second (token bucket). Default: 20.
+    pub msg_rate: u32,
+    /// Burst of messages per `/ws` connection. Default: 40.
+    pub msg_burst: u32,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed: comma-separated IPs or
+    /// CIDRs. Default: none.
+    pub trusted_proxies: String,
+    /// Origins allowed to open `/ws` (comma-separated `scheme://host[:port]`, or `*`).
+    /// Default: none given, same-origin only.
+    pub allowed_origins: Option<String>,
+    /// HS256 secret for JWTs; without it `/ws` takes `?username=` (development).
+    pub jwt_secret: Option<Secret>,
+    /// Key for the HTTP API (`Authorization: Bearer KEY`); without it the API answers 403.
+    pub api_key: Option<Secret>,
+}
+
+/// A secret setting: never printed (`Debug` shows its length only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
 }
 
 impl Default for Config {
@@ -55,7 +98,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_frame: 16 << 20,
             max_message: 16 << 20,
-            max_head: crate::ws::handshake::DEFAULT_MAX_HEAD,
+            max_head: crate::http::DEFAULT_MAX_HEAD,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
@@ -68,6 +111,19 @@ impl Default for Config {
             compression: CompressionMode::Shared,
             compression_level: 1,
             compression_min_size: 128,
+            history: 100,
+            room_ttl: Duration::from_secs(600),
+            presence_max_members: 1000,
+            chat_max_message: 4 << 10,
+            max_rooms: 100,
+            conn_rate: 20,
+            conn_burst: 40,
+            msg_rate: 20,
+            msg_burst: 40,
+            trusted_proxies: String::new(),
+            allowed_origins: None,
+            jwt_secret: None,
+            api_key: None,
         }
     }
 }
@@ -81,9 +137,6 @@ pub enum ConfigError {
     /// A size that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroSize(&'static str),
-    /// max_frame larger than max_message.
-    #[error("max frame size ({0}) exceeds max message size ({1})")]
-    FrameOverMessage(usize, usize),
     /// idle timeout not longer than the ping interval: peers would be closed before a ping.
     #[error("idle timeout must be longer than the ping interval")]
     IdleBeforePing,
@@ -93,6 +146,12 @@ pub enum ConfigError {
     /// A timeout of zero or beyond what the millisecond timer can hold (24 days).
     #[error("{0} must be between 1 ms and 24 days")]
     BadTimeout(&'static str),
+    /// A count outside its range.
+    #[error("{0} must be between {1} and {2}")]
+    OutOfRange(&'static str, u64, u64),
+    /// An empty secret.
+    #[error("{0} must not be empty")]
+    EmptySecret(&'static str),
 }
 
 /// Longest timeout the worker clock represents (wrapping u32 milliseconds, half range).
@@ -115,12 +174,6 @@ impl Config {
                 return Err(ConfigError::ZeroSize(name));
             }
         }
-        if self.max_frame > self.max_message {
-            return Err(ConfigError::FrameOverMessage(
-                self.max_frame,
-                self.max_message,
-            ));
-        }
         for (name, t) in [
             ("ping interval", self.ping_interval),
             ("idle timeout", self.idle_timeout),
@@ -128,6 +181,7 @@ impl Config {
             ("close timeout", self.close_timeout),
             ("write stall timeout", self.write_stall_timeout),
             ("drain timeout", self.drain_timeout),
+            ("room ttl", self.room_ttl),
         ] {
             if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
                 return Err(ConfigError::BadTimeout(name));
@@ -138,6 +192,35 @@ impl Config {
         }
         if self.idle_timeout <= self.ping_interval {
             return Err(ConfigError::IdleBeforePing);
+        }
+        for (name, v, lo, hi) in [
+            ("history", self.history as u64, 0, 1_000_000),
+            (
+                "presence max members",
+                self.presence_max_members as u64,
+                0,
+                u64::MAX,
+            ),
+            (
+                "chat max message",
+                self.chat_max_message as u64,
+                16,
+                1 << 30,
+            ),
+            ("max rooms", self.max_rooms as u64, 1, 100_000),
+            ("conn rate", u64::from(self.conn_rate), 1, 65_535),
+            ("conn burst", u64::from(self.conn_burst), 1, 65_535),
+            ("msg rate", u64::from(self.msg_rate), 1, 65_535),
+            ("msg burst", u64::from(self.msg_burst), 1, 65_535),
+        ] {
+            if v < lo || v > hi {
+                return Err(ConfigError::OutOfRange(name, lo, hi));
+            }
+        }
+        for (name, s) in [("jwt secret", &self.jwt_secret), ("api key", &self.api_key)] {
+            if s.as_ref().is_some_and(|s| s.0.is_empty()) {
+                return Err(ConfigError::EmptySecret(name));
+            }
         }
         Ok(())
     }
@@ -176,12 +259,13 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::NoWorkers));
+        // A message limit below the frame limit caps it: not an error.
         let c = Config {
             max_frame: 10,
             max_message: 5,
             ..Config::default()
         };
-        assert_eq!(c.validate(), Err(ConfigError::FrameOverMessage(10, 5)));
+        assert_eq!(c.validate(), Ok(()));
         let c = Config {
             idle_timeout: Duration::from_secs(1),
             ..Config::default()

@@ -1,18 +1,24 @@
 //! corecast: a WebSocket engine and real-time chat & notification server.
 //!
-//! - [`ws`]: sans-IO RFC 6455 (handshake, frames, assembly, UTF-8, close rules).
-//! - [`reactor`]: thread-per-core mio workers that own every socket.
-//! - [`hub`]: per-worker delivery groups; frames encoded once, shared by every recipient.
+//! - [`http`]: sans-IO HTTP/1.1 request heads, bodies and responses.
+//! - [`ws`]: sans-IO RFC 6455/7692 (upgrade rules, frames, assembly, UTF-8, close, deflate).
+//! - [`reactor`]: thread-per-core mio workers that own every socket, and the [`reactor::App`]
+//!   seam through which applications act on connections.
+//! - [`hub`]: per-worker delivery groups (who receives a frame encoded once).
 //! - [`chat`]: the chat protocol, sans-IO: client commands, server messages, JSON writer.
-//! - [`route`]: path → endpoint.
+//! - [`apps`]: the applications served (`/ws` chat, `/echo`, `/broadcast`, the HTTP side
+//!   door) and the path router.
 //! - [`config`]: the server's settings with their defaults.
+//! - [`guard`]: admission checks before an upgrade (client IP, rate limits, Origin, JWT).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod apps;
 pub mod chat;
 pub mod config;
+pub mod guard;
+pub mod http;
 pub mod hub;
 pub mod reactor;
-pub mod route;
 pub mod ws;
 
 pub use config::Config;

@@ -8,14 +8,49 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use corecast::apps::{AppShared, Corecast};
+use corecast::config::Secret;
 use corecast::ws::deflate::CompressionMode;
 use corecast::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// corecast: WebSocket engine and real-time server. Serves /echo and /broadcast.
+/// corecast: WebSocket engine and real-time chat, notification and event server.
+/// Serves /ws (chat), /echo, /broadcast, / (demo page), /health, /metrics and /api/.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Prints a signed HS256 token for /ws (and nothing else), e.g.
+    /// `corecast token --sub alice --name Alice --ttl 24h`.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user id (`sub`): 1-128 bytes, no control characters.
+    #[arg(long)]
+    sub: String,
+    /// The display name (`name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime (`exp` = now + ttl).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// The HS256 secret (as the server's --jwt-secret).
+    #[arg(long, env = "CORECAST_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+/// Serving flags.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "CORECAST_LISTEN", default_value = "127.0.0.1:8080")]
@@ -69,6 +104,46 @@ struct Args {
     /// Messages shorter than this are sent uncompressed.
     #[arg(long, env = "CORECAST_COMPRESSION_MIN_SIZE", default_value = "128", value_parser = parse_size)]
     compression_min_size: usize,
+
+    /// Chat: messages kept per room for history and `since` recovery.
+    #[arg(long, env = "CORECAST_HISTORY", default_value_t = 100)]
+    history: usize,
+    /// Chat: how long an empty room keeps its history and seq.
+    #[arg(long, env = "CORECAST_ROOM_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    room_ttl: Duration,
+    /// Chat: no join/leave notices in rooms with more members than this.
+    #[arg(long, env = "CORECAST_PRESENCE_MAX_MEMBERS", default_value_t = 1000)]
+    presence_max_members: usize,
+    /// Chat: largest /ws message (after inflate); larger ones close with 1009.
+    #[arg(long, env = "CORECAST_CHAT_MAX_MESSAGE", default_value = "4KiB", value_parser = parse_size)]
+    chat_max_message: usize,
+    /// Chat: rooms per connection, general included.
+    #[arg(long, env = "CORECAST_MAX_ROOMS", default_value_t = 100)]
+    max_rooms: usize,
+    /// Chat: /ws upgrade attempts per client IP per second.
+    #[arg(long, env = "CORECAST_CONN_RATE", default_value_t = 20)]
+    conn_rate: u32,
+    /// Chat: burst of upgrade attempts per client IP.
+    #[arg(long, env = "CORECAST_CONN_BURST", default_value_t = 40)]
+    conn_burst: u32,
+    /// Chat: messages per connection per second.
+    #[arg(long, env = "CORECAST_MSG_RATE", default_value_t = 20)]
+    msg_rate: u32,
+    /// Chat: burst of messages per connection.
+    #[arg(long, env = "CORECAST_MSG_BURST", default_value_t = 40)]
+    msg_burst: u32,
+    /// Proxies whose X-Forwarded-For / X-Real-IP are believed (comma-separated IPs or CIDRs).
+    #[arg(long, env = "CORECAST_TRUSTED_PROXIES", default_value = "")]
+    trusted_proxies: String,
+    /// Origins allowed on /ws (comma-separated scheme://host[:port], or *); default same-origin.
+    #[arg(long, env = "CORECAST_ALLOWED_ORIGINS")]
+    allowed_origins: Option<String>,
+    /// HS256 secret: /ws requires a JWT (query token, cookie token or Authorization: Bearer).
+    #[arg(long, env = "CORECAST_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Enables the HTTP API (/api/...) with this key (Authorization: Bearer KEY).
+    #[arg(long, env = "CORECAST_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 fn parse_mode(s: &str) -> Result<CompressionMode, String> {
@@ -117,11 +192,69 @@ impl Args {
             compression: self.compression,
             compression_level: self.compression_level,
             compression_min_size: self.compression_min_size,
+            history: self.history,
+            room_ttl: self.room_ttl,
+            presence_max_members: self.presence_max_members,
+            chat_max_message: self.chat_max_message,
+            max_rooms: self.max_rooms,
+            conn_rate: self.conn_rate,
+            conn_burst: self.conn_burst,
+            msg_rate: self.msg_rate,
+            msg_burst: self.msg_burst,
+            trusted_proxies: self.trusted_proxies,
+            allowed_origins: self.allowed_origins,
+            jwt_secret: self.jwt_secret.map(Secret),
+            api_key: self.api_key.map(Secret),
         }
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no backtrace: "corecast: binding 127.0.0.1:80: permission denied".
+            let _ = writeln!(std::io::stderr(), "corecast: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// The flags, or one line on what is wrong with them (`--help` and `--version` print and exit).
+fn parse_args() -> anyhow::Result<Cli> {
+    match Cli::try_parse() {
+        Ok(a) => Ok(a),
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            anyhow::bail!("{}", first.trim_start_matches("error: "))
+        }
+    }
+}
+
+/// `corecast token`: the token on stdout, nothing else.
+fn print_token(t: TokenArgs, serve_secret: Option<String>) -> anyhow::Result<()> {
+    let secret = t
+        .jwt_secret
+        .or(serve_secret)
+        .ok_or_else(|| anyhow::anyhow!("token: --jwt-secret or CORECAST_JWT_SECRET is required"))?;
+    if secret.is_empty() {
+        anyhow::bail!("token: the jwt secret must not be empty");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let exp = now.saturating_add(t.ttl.as_secs().max(1));
+    let token =
+        corecast::apps::chat::admission::sign_token(&secret, &t.sub, t.name.as_deref(), exp)
+            .map_err(|e| anyhow::anyhow!("token: {e}"))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{token}")?;
+    Ok(())
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -129,18 +262,42 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cfg = Args::parse().into_config();
+    let cli = parse_args()?;
+    if let Some(Cmd::Token(t)) = cli.cmd {
+        return print_token(t, cli.serve.jwt_secret);
+    }
+    let cfg = cli.serve.into_config();
+    cfg.validate().context("invalid configuration")?;
+    if cfg
+        .jwt_secret
+        .as_ref()
+        .is_some_and(|s| s.0.len() < corecast::guard::jwt::MIN_SECRET_LEN)
+    {
+        tracing::warn!(
+            min = corecast::guard::jwt::MIN_SECRET_LEN,
+            "--jwt-secret is shorter than RFC 7518 asks for HS256 (32 bytes)"
+        );
+    }
 
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::info!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
     let workers = cfg.workers;
+    if cfg.jwt_secret.is_none() {
+        tracing::warn!(
+            "no --jwt-secret: /ws trusts ?username= (development mode); set a secret in production"
+        );
+    }
     // Register signals before the workers start so an early SIGTERM is not lost.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     let server = Server::bind(cfg.clone()).with_context(|| format!("binding {}", cfg.listen))?;
     let addr = server.local_addr();
-    let handle = server.start().context("starting workers")?;
+    let shared = AppShared::new(cfg.clone(), server.shared().clone())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let handle = server
+        .start(move |worker| Corecast::new(worker, &shared))
+        .context("starting workers")?;
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.
     let mut out = std::io::stdout();

@@ -13,13 +13,14 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use corecast::http::{parse_head, RequestError, DEFAULT_MAX_HEAD};
 use corecast::ws::close::{encode_close_payload, MAX_CLOSE_REASON};
 use corecast::ws::frame::{encode_client_frame, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use corecast::ws::handshake::{self, parse_head, DEFAULT_MAX_HEAD};
+use corecast::ws::handshake;
 use corecast::ws::utf8::Utf8Validator;
 use corecast::ws::{
-    Assembler, CloseCode, DataKind, Event, FrameError, FrameHeader, HandshakeError, HeaderRules,
-    HeaderStatus, MessageLimits, OpCode, ProtocolError,
+    Assembler, CloseCode, DataKind, Event, FrameError, FrameHeader, HeaderRules, HeaderStatus,
+    MessageLimits, OpCode, ProtocolError,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -573,7 +574,7 @@ proptest! {
         }
         let head = parse_head(&req, DEFAULT_MAX_HEAD).unwrap().unwrap();
         prop_assert_eq!(head.head_len, req.len());
-        let upgrade = head.validate_upgrade().unwrap();
+        let upgrade = handshake::validate_upgrade(&head).unwrap();
         prop_assert_eq!(upgrade.accept, handshake::accept_key(key.as_bytes()));
         prop_assert_eq!(head.ws_key, Some(key.as_bytes()));
         // Frames sent right behind the head are not part of it.
@@ -589,7 +590,7 @@ proptest! {
 
 /// Parses `data` as the reactor does: after each arrival ending at one of `ends`, on all bytes
 /// so far, until the answer is not `Ok(None)`.
-fn parse_as_it_arrives(data: &[u8], ends: &[usize]) -> Result<bool, HandshakeError> {
+fn parse_as_it_arrives(data: &[u8], ends: &[usize]) -> Result<bool, RequestError> {
     for &end in ends {
         if let Some(head) = parse_head(&data[..end], DEFAULT_MAX_HEAD)? {
             return Ok(head.head_len == data.len());
@@ -607,6 +608,6 @@ fn head_error_does_not_depend_on_arrival() {
     data.resize(DEFAULT_MAX_HEAD + 1, b'a');
     let whole = parse_as_it_arrives(&data, &[data.len()]);
     let pieces = parse_as_it_arrives(&data, &[11, data.len()]);
-    assert_eq!(pieces, Err(HandshakeError::Malformed));
+    assert_eq!(pieces, Err(RequestError::Malformed));
     assert_eq!(whole, pieces, "same bytes, different arrival");
 }

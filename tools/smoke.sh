@@ -8,12 +8,15 @@
 #   broadcast  20 receivers + 2 senders
 #   idle       50 connections held 1 s
 #   connect    8 handshakes in flight
+#   chat       20 users in 2 rooms, 2 senders at 20 msgs/s on /ws (the server in development
+#              mode, with its default rate limits); SMOKE_CHAT=0 skips it
 #
-# Environment: CORECAST_LOAD (default: target/release/corecast-load, built if missing).
+# Environment: CORECAST_LOAD (default: target/release/corecast-load, built if missing),
+# SMOKE_CHAT=0 for servers without the chat protocol.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
 addr=$1
@@ -44,4 +47,7 @@ run echo-text echo -c 4 -D 2 -s 2048 --text -d 2
 run broadcast broadcast -r 20 -k 2 -w 4 -d 2 --drain 1
 run idle idle -c 50 -d 1
 run connect connect -n 8 -d 2
+if [ "${SMOKE_CHAT:-1}" != 0 ]; then
+    run chat chat -c 20 -R 2 -k 2 --send-rate 20 -d 2 --warmup 0.5 --drain 1
+fi
 echo "smoke: all modes passed against $addr (JSON in $out)" >&2

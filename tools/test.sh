@@ -10,10 +10,11 @@
 #   peers     python3 -m pytest -q tests/peers: websockets, raw-socket and headless Chromium peers
 #   doc       RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 #   autobahn  tools/autobahn.sh: all 517 Autobahn cases against a release build (AUTOBAHN_FULL=0: sections 1-11)
-#   fuzz      each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 60), seeded from fuzz/seeds/
+#   fuzz      each cargo-fuzz target in fuzz/: replays fuzz/seeds/T and fuzz/corpus/T once, then a
+#             fixed-seed bounded run (-seed=1 -runs=FUZZ_RUNS, default 10000): deterministic
 #   smoke     tools/smoke.sh 127.0.0.1:PORT against a release corecast, when tools/smoke.sh exists
 #
-# Environment: AUTOBAHN_FULL=1, FUZZ_SECONDS=N, CI=true (set by .ci/run).
+# Environment: AUTOBAHN_FULL=1, FUZZ_RUNS=N, CI=true (set by .ci/run).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -112,26 +113,31 @@ step_autobahn() {
 
 step_fuzz() {
     [ -f fuzz/Cargo.toml ] || skip "no fuzz/Cargo.toml yet (cargo-fuzz workspace)"
-    local seconds=${FUZZ_SECONDS:-60} targets tmp t
+    local runs=${FUZZ_RUNS:-10000} targets tmp t dirs n
     cd fuzz
     targets=$(cargo +nightly fuzz list)
     [ -n "$targets" ] || skip "cargo fuzz list shows no targets"
-    echo "fuzz targets: $(echo "$targets" | tr '\n' ' ')(${seconds}s each)"
+    echo "fuzz targets: $(echo "$targets" | tr '\n' ' ')"
+    echo "deterministic: every committed seed and corpus input once, then -seed=1 -runs=$runs each"
     cargo +nightly fuzz build
     tmp=$(mktemp -d)
     # shellcheck disable=SC2064 # expand now: $tmp is local and gone by the time the trap runs
     trap "rm -rf '$tmp'" EXIT
     for t in $targets; do
         echo "--- fuzz $t"
+        dirs=()
+        for d in "seeds/$t" "corpus/$t"; do
+            [ -d "$d" ] && dirs+=("$d")
+        done
+        n=$(find "${dirs[@]}" -type f 2>/dev/null | wc -l)
+        echo "inputs: ${dirs[*]:-none} ($n files)"
+        # New inputs go to the temp dir (the first directory), never into the tree.
         mkdir -p "$tmp/$t"
-        # The committed seeds are copied: new corpus entries land in the temp dir, not the tree.
-        if [ -d "seeds/$t" ]; then
-            cp -R "seeds/$t/." "$tmp/$t/"
-            echo "seeds: fuzz/seeds/$t ($(find "$tmp/$t" -type f | wc -l) files)"
-        else
-            echo "seeds: none (no fuzz/seeds/$t)"
-        fi
-        cargo +nightly fuzz run "$t" "$tmp/$t" -- -max_total_time="$seconds"
+        # 1. Replay: each committed input exactly once (no mutation).
+        cargo +nightly fuzz run "$t" "$tmp/$t" "${dirs[@]}" -- -runs=0
+        # 2. A bounded run from a fixed seed: the same commit always explores the same inputs.
+        #    The time cap only guards against a pathological slowdown.
+        cargo +nightly fuzz run "$t" "$tmp/$t" "${dirs[@]}" -- -seed=1 -runs="$runs" -max_total_time=300
     done
 }
 
@@ -201,7 +207,7 @@ for s in "${steps[@]}"; do
         peers) run_step peers "python3 -m pytest -q tests/peers" step_peers ;;
         doc) run_step doc 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps' step_doc ;;
         autobahn) run_step autobahn "tools/autobahn.sh (Autobahn TestSuite via kosoku)" step_autobahn ;;
-        fuzz) run_step fuzz "cargo +nightly fuzz run, ${FUZZ_SECONDS:-60}s per target" step_fuzz ;;
+        fuzz) run_step fuzz "cargo +nightly fuzz: replay seeds + corpus, -seed=1 -runs=${FUZZ_RUNS:-10000}" step_fuzz ;;
         smoke) run_step smoke "tools/smoke.sh against a release corecast" step_smoke ;;
     esac
 done

@@ -1,5 +1,6 @@
-//! Fuzzes the opening handshake: `parse_head` on arbitrary bytes arriving in arbitrary pieces,
-//! then `validate_upgrade`, `write_accept` and `write_reject` on whatever it returns.
+//! Fuzzes the opening handshake: `http::parse_head` on arbitrary bytes arriving in arbitrary
+//! pieces, then `ws::handshake::validate_upgrade`, `write_accept` and the rejection responses
+//! (`RequestError` / `UpgradeError`) on whatever it returns.
 //!
 //! Input layout:
 //! - byte 0: configuration. Bit 0 set: `max_head = 64 + 8 * (byte >> 1)` (64..=1080 bytes, so
@@ -14,10 +15,8 @@
 
 #![no_main]
 
-use corecast::ws::handshake::{
-    self, parse_head, select_protocol, write_accept, write_reject, HandshakeError, RequestHead,
-    DEFAULT_MAX_HEAD,
-};
+use corecast::http::{parse_head, RequestError, RequestHead, DEFAULT_MAX_HEAD};
+use corecast::ws::handshake::{self, select_protocol, validate_upgrade, write_accept};
 use libfuzzer_sys::fuzz_target;
 
 /// Subprotocols the fuzzed server "supports".
@@ -36,7 +35,7 @@ fn parse_incrementally<'a>(
     data: &'a [u8],
     splits: &[usize],
     max_head: usize,
-) -> Result<Option<RequestHead<'a>>, HandshakeError> {
+) -> Result<Option<RequestHead<'a>>, RequestError> {
     for &end in splits.iter().chain(std::iter::once(&data.len())) {
         match parse_head(&data[..end], max_head) {
             Ok(None) => {}
@@ -78,7 +77,9 @@ fn check_head(head: &RequestHead<'_>, data: &[u8], max_head: usize) {
     let _ = head.protocols().count();
     let _ = head.extensions().count();
     let protocol = select_protocol(head, PROTOCOLS);
-    match head.validate_upgrade() {
+    let _ = head.header_values("x-forwarded-for").count();
+    let _ = head.query_param("token");
+    match validate_upgrade(head) {
         Ok(upgrade) => {
             let key = head.ws_key.unwrap_or_default();
             assert!(handshake::is_valid_key(key));
@@ -90,8 +91,8 @@ fn check_head(head: &RequestHead<'_>, data: &[u8], max_head: usize) {
         }
         Err(e) => {
             let mut out = Vec::new();
-            write_reject(&mut out, &e);
-            assert_eq!(check_response(&out), e.status());
+            e.response().write_to(&mut out);
+            assert_eq!(check_response(&out), e.status().0);
         }
     }
 }
@@ -123,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
     };
     for split in std::iter::once(pieces).chain(bytewise) {
         let same = match (&whole, &split) {
-            (Err(HandshakeError::HeadTooLarge), Err(HandshakeError::Malformed))
+            (Err(RequestError::HeadTooLarge), Err(RequestError::Malformed))
                 if TOLERATE_MALFORMED_VS_TOO_LARGE && request.len() > max_head =>
             {
                 true
@@ -138,8 +139,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(None) => assert!(request.len() < max_head),
         Err(e) => {
             let mut out = Vec::new();
-            write_reject(&mut out, &e);
-            assert_eq!(check_response(&out), e.status());
+            e.response().write_to(&mut out);
+            assert_eq!(check_response(&out), e.status().0);
         }
     }
 });

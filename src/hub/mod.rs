@@ -1,45 +1,40 @@
-//! Per-worker delivery groups: who on this worker receives a published frame.
+//! Per-worker delivery groups: which local connections receive something published to a
+//! group (the `/broadcast` endpoint's members, a chat room's members on one worker).
 //!
-//! Owns membership (connection keys of this worker, never sockets) and the frames published
-//! during one event-loop iteration. A frame is encoded once by the publisher into shared bytes;
-//! the reactor hands the same `Arc` to the other workers' inboxes and queues it to every local
-//! member. The hub must not touch sockets, mio or the wire protocol; rooms and users of the
-//! chat service grow here.
+//! Owns membership only, as plain ids (the reactor's `ConnId`); no sockets, no frames, no
+//! wire protocol. Applications keep one [`Group`] per audience and hand each member the same
+//! encoded frame through the reactor.
 
-/// A complete, encoded server frame shared by every recipient (cloning is a refcount bump).
-pub type SharedFrame = bytes::Bytes;
-
-/// Slot of a member in its group, kept by the connection for O(1) removal.
+/// Slot of a member in its group, kept by the member for O(1) removal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(pub u32);
 
-/// What one worker sends another.
-#[derive(Debug)]
-pub enum WorkerMsg {
-    /// Deliver this frame to every local `/broadcast` member.
-    Broadcast(SharedFrame),
-    /// Stop accepting, send 1001 to everyone, drain, exit.
-    Shutdown,
-}
-
-/// A set of local connections with O(1) join and leave.
+/// A set of members with O(1) join and leave and a dense slice to iterate for delivery.
 ///
-/// Invariant: `members[s]` is the key of the connection whose stored slot is `s`.
-#[derive(Debug, Default)]
-pub struct Group {
-    members: Vec<usize>,
+/// Invariant: `members[s]` is the member whose stored slot is `s`.
+#[derive(Debug, Clone)]
+pub struct Group<T> {
+    members: Vec<T>,
 }
 
-impl Group {
-    /// Adds a connection; returns its slot.
-    pub fn join(&mut self, key: usize) -> Slot {
-        self.members.push(key);
+impl<T> Default for Group<T> {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> Group<T> {
+    /// Adds a member; returns its slot.
+    pub fn join(&mut self, member: T) -> Slot {
+        self.members.push(member);
         Slot((self.members.len() - 1) as u32)
     }
 
-    /// Removes the member at `slot`. Returns the key of the member that moved into `slot`
-    /// (its stored slot must be updated), if any.
-    pub fn leave(&mut self, slot: Slot) -> Option<usize> {
+    /// Removes the member at `slot`. Returns the member that moved into `slot` (its stored
+    /// slot must be updated), if any.
+    pub fn leave(&mut self, slot: Slot) -> Option<T> {
         let s = slot.0 as usize;
         if s >= self.members.len() {
             return None;
@@ -48,8 +43,8 @@ impl Group {
         self.members.get(s).copied()
     }
 
-    /// Member keys, in no particular order.
-    pub fn members(&self) -> &[usize] {
+    /// Members, in no particular order.
+    pub fn members(&self) -> &[T] {
         &self.members
     }
 
@@ -61,32 +56,6 @@ impl Group {
     /// No members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
-    }
-}
-
-/// One worker's routing state.
-#[derive(Debug, Default)]
-pub struct Hub {
-    /// Connections on `/broadcast`.
-    pub broadcast: Group,
-    /// Frames published by local connections during this iteration, not yet fanned out.
-    published: Vec<SharedFrame>,
-}
-
-impl Hub {
-    /// Publishes a frame to every `/broadcast` member of every worker.
-    pub fn publish(&mut self, frame: SharedFrame) {
-        self.published.push(frame);
-    }
-
-    /// Frames published since the last call, for fan-out.
-    pub fn take_published(&mut self, into: &mut Vec<SharedFrame>) {
-        into.append(&mut self.published);
-    }
-
-    /// True when nothing waits for fan-out.
-    pub fn has_published(&self) -> bool {
-        !self.published.is_empty()
     }
 }
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 /// Milliseconds on the worker clock.
-pub(crate) type Millis = u32;
+pub type Millis = u32;
 
 /// The worker's time source.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +24,12 @@ impl Clock {
 
     /// Now, in wrapping milliseconds.
     pub(crate) fn now(&self) -> Millis {
-        self.start.elapsed().as_millis() as u32
+        self.now64() as u32
+    }
+
+    /// Now, in milliseconds since the worker started (never wraps).
+    pub(crate) fn now64(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
     }
 }
 

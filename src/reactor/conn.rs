@@ -1,22 +1,26 @@
 //! One connection's state as the reactor sees it: socket, phase, protocol state, timestamps,
-//! and the buffers it borrows while bytes are in flight.
+//! the buffers it borrows while bytes are in flight, and the application's inline state.
 //!
-//! Kept small on purpose (an idle connection is this struct and nothing else on the heap).
+//! Kept small on purpose (an idle connection is this struct and nothing else on the heap,
+//! unless its application state boxes something).
 
 use mio::net::TcpStream;
 
 use super::clock::Millis;
 use super::compress::ConnDeflate;
 use super::outq::OutQueue;
-use crate::hub::Slot;
-use crate::route::Route;
 use crate::ws::Assembler;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Waiting for the complete upgrade request. `deadline` = handshake timeout.
+    /// Waiting for the complete request head. `deadline` = handshake timeout.
     Handshake,
+    /// Waiting for a request body of `limit` bytes (at most; the head gives the length).
+    /// `deadline` = handshake timeout.
+    Body,
+    /// The application answers later (`Cx::respond`). `deadline` = handshake timeout.
+    Pending,
     /// Upgraded; messages flow.
     Open,
     /// We sent a close frame and wait for the peer's. `deadline` = close timeout.
@@ -29,13 +33,11 @@ pub(crate) enum Phase {
     Closed,
 }
 
-/// A connection owned by one worker.
+/// A connection owned by one worker. `S` is the application's per-connection state.
 #[derive(Debug)]
-pub(crate) struct Conn {
+pub(crate) struct Conn<S> {
     pub(crate) sock: TcpStream,
     pub(crate) phase: Phase,
-    /// Endpoint, meaningful once `Open`.
-    pub(crate) route: Route,
     /// Registered for writable readiness (only while output is pending).
     pub(crate) writable_interest: bool,
     /// Listed in the worker's flush list for this iteration.
@@ -45,6 +47,13 @@ pub(crate) struct Conn {
     /// Both close frames have been exchanged: the peer sends nothing more, so once our
     /// output is flushed the socket is closed at once instead of waiting for its FIN.
     pub(crate) close_done: bool,
+    /// Counted against `--max-connections` (false for one refused at the limit, which only
+    /// lingers to deliver its 503).
+    pub(crate) counted: bool,
+    /// Tells this connection from a later one with the same slab key (`ConnId`).
+    pub(crate) gen: u32,
+    /// `Open`: the largest message accepted, bytes. `Body`: the largest body accepted.
+    pub(crate) limit: u32,
     /// Last time the peer sent anything.
     pub(crate) last_rx: Millis,
     /// Last time we sent a ping.
@@ -53,8 +62,6 @@ pub(crate) struct Conn {
     pub(crate) deadline: Millis,
     /// Last time pending output made progress (or became pending).
     pub(crate) out_progress: Millis,
-    /// Slot in the hub's broadcast group, if a member.
-    pub(crate) slot: Option<Slot>,
     /// Receive state machine.
     pub(crate) asm: Assembler,
     /// Unconsumed input (a partial head or frame); `None` when there is none.
@@ -63,27 +70,32 @@ pub(crate) struct Conn {
     pub(crate) out: Option<Box<OutQueue>>,
     /// permessage-deflate state, when negotiated.
     pub(crate) deflate: Option<Box<ConnDeflate>>,
+    /// The application's state: `Some` from the upgrade (or a deferred request) until the
+    /// connection is freed, except while it is lent to an `App` callback.
+    pub(crate) app: Option<S>,
 }
 
-impl Conn {
-    pub(crate) fn new(sock: TcpStream, now: Millis, handshake_deadline: Millis) -> Self {
+impl<S> Conn<S> {
+    pub(crate) fn new(sock: TcpStream, gen: u32, now: Millis, handshake_deadline: Millis) -> Self {
         Self {
             sock,
             phase: Phase::Handshake,
-            route: Route::Echo,
             writable_interest: false,
             dirty: false,
             shut_wr: false,
             close_done: false,
+            counted: true,
+            gen,
+            limit: 0,
             last_rx: now,
             last_ping: now,
             deadline: handshake_deadline,
             out_progress: now,
-            slot: None,
             asm: Assembler::default(),
             input: None,
             out: None,
             deflate: None,
+            app: None,
         }
     }
 
@@ -99,10 +111,11 @@ mod tests {
 
     #[test]
     fn idle_connection_is_small() {
-        // The per-connection memory target is 256 bytes of RSS for an idle connection; the
-        // struct (plus the slab's tag) is most of it.
-        let size = std::mem::size_of::<Conn>();
-        eprintln!("size_of::<Conn>() = {size}");
-        assert!(size <= 160, "Conn is {size} bytes");
+        // The per-connection memory target is 160 bytes of RSS for an idle `/echo`
+        // connection; the struct (the slab's tag fits in its niches) is most of it. A 16-byte state is the
+        // size of the server's own connection state (`apps::ConnState`: a tag and a box).
+        let size = std::mem::size_of::<Conn<(u64, Box<u64>)>>();
+        eprintln!("size_of::<Conn<_>>() = {size}");
+        assert!(size <= 128, "Conn is {size} bytes");
     }
 }

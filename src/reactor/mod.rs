@@ -1,15 +1,18 @@
 //! The reactor: thread-per-core mio workers that own every socket.
 //!
-//! The only user of mio in the crate. It knows endpoints only as [`crate::route::Route`]
-//! values and hands broadcast frames to the [`crate::hub`]; it knows nothing about rooms or
-//! JSON. [`Server::bind`] opens one SO_REUSEPORT listener per worker (so bind errors surface
-//! before any thread starts), [`Server::start`] spawns the workers, and [`ServerHandle`]
-//! stops them gracefully.
+//! The only user of mio in the crate. It knows applications only through the [`App`] seam
+//! (requests, connection ids, bytes) and knows nothing about rooms or JSON. [`Server::bind`]
+//! opens one SO_REUSEPORT listener per worker (so bind errors surface before any thread
+//! starts), [`Server::start`] spawns the workers with one application instance each, and
+//! [`ServerHandle`] reaches them from other threads and stops them gracefully.
 
 mod accept;
+mod app;
 mod clock;
 mod compress;
 mod conn;
+mod ctx;
+mod input;
 mod outq;
 mod pool;
 pub mod stats;
@@ -17,16 +20,42 @@ mod worker;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
 use crate::config::Config;
-use crate::hub::WorkerMsg;
+pub use app::{App, ConnId, Cx, Decision, Outbound, SendStatus};
+pub use clock::Millis;
+use ctx::{Inbox, Peer};
 pub use stats::{StatsSnapshot, WorkerStats};
-use worker::{Peer, Worker, WAKER};
+use worker::{Worker, WAKER};
+
+/// A complete, encoded server frame shared by every recipient (cloning is a refcount bump).
+pub type SharedFrame = bytes::Bytes;
+
+/// What every worker shares with the rest of the process, readable from any thread.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Each worker's counters, indexed by worker id.
+    pub stats: Arc<[Arc<WorkerStats>]>,
+    /// Open connections of the whole process.
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    /// Counters summed over all workers.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot::sum(self.stats.iter().map(|s| &**s))
+    }
+
+    /// Open connections of the whole process (any phase).
+    pub fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
 
 /// A bound, not yet running server.
 #[derive(Debug)]
@@ -34,6 +63,7 @@ pub struct Server {
     cfg: Config,
     listeners: Vec<std::net::TcpListener>,
     local_addr: SocketAddr,
+    shared: Shared,
 }
 
 impl Server {
@@ -48,10 +78,17 @@ impl Server {
         for _ in 1..cfg.workers {
             listeners.push(accept::bind_reuseport(local_addr, cfg.backlog)?);
         }
+        let shared = Shared {
+            stats: (0..cfg.workers)
+                .map(|_| Arc::new(WorkerStats::default()))
+                .collect(),
+            connections: Arc::new(AtomicUsize::new(0)),
+        };
         Ok(Self {
             cfg,
             listeners,
             local_addr,
+            shared,
         })
     }
 
@@ -60,8 +97,18 @@ impl Server {
         self.local_addr
     }
 
-    /// Starts the workers.
-    pub fn start(self) -> io::Result<ServerHandle> {
+    /// Counters and gauges shared by the workers (for applications that report them).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Starts the workers; `make_app(worker_id)` builds each worker's application instance
+    /// on the worker's own thread.
+    pub fn start<A, F>(self, make_app: F) -> io::Result<ServerHandle<A::PeerMsg>>
+    where
+        A: App,
+        F: Fn(usize) -> A + Send + Sync + 'static,
+    {
         let n = self.listeners.len();
         let mut polls = Vec::with_capacity(n);
         let mut peers = Vec::with_capacity(n);
@@ -74,69 +121,88 @@ impl Server {
             inboxes.push(rx);
             polls.push(poll);
         }
-        let peers: Arc<[Peer]> = peers.into();
-        let total = Arc::new(AtomicUsize::new(0));
+        let peers: Arc<[Peer<A::PeerMsg>]> = peers.into();
+        let make_app = Arc::new(make_app);
+        let cfg = Arc::new(self.cfg);
         let mut threads = Vec::with_capacity(n);
-        let mut stats = Vec::with_capacity(n);
         for (id, ((poll, listener), inbox)) in polls
             .into_iter()
             .zip(self.listeners)
             .zip(inboxes)
             .enumerate()
         {
-            let s = Arc::new(WorkerStats::default());
-            stats.push(s.clone());
-            let worker = Worker::new(
-                id,
-                poll,
-                listener,
-                &self.cfg,
-                inbox,
-                peers.clone(),
-                s,
-                total.clone(),
-            )?;
+            let (peers, make_app, cfg) = (peers.clone(), make_app.clone(), cfg.clone());
+            let stats = self.shared.stats[id].clone();
+            let total = self.shared.connections.clone();
+            // Registration errors surface here, before the thread starts.
+            let worker = move || -> io::Result<()> {
+                let app = make_app(id);
+                let w = Worker::new(id, poll, listener, &cfg, inbox, peers, stats, total, app)?;
+                w.run();
+                Ok(())
+            };
             let t = std::thread::Builder::new()
                 .name(format!("corecast-w{id}"))
-                .spawn(move || worker.run())?;
+                .spawn(move || {
+                    if let Err(e) = worker() {
+                        tracing::error!(worker = id, error = %e, "worker failed to start");
+                    }
+                })?;
             threads.push(t);
         }
         Ok(ServerHandle {
             peers,
             threads,
-            stats,
+            shared: self.shared,
             local_addr: self.local_addr,
         })
     }
 }
 
 /// A running server.
-#[derive(Debug)]
-pub struct ServerHandle {
-    peers: Arc<[Peer]>,
+pub struct ServerHandle<P> {
+    peers: Arc<[Peer<P>]>,
     threads: Vec<JoinHandle<()>>,
-    stats: Vec<Arc<WorkerStats>>,
+    shared: Shared,
     local_addr: SocketAddr,
 }
 
-impl ServerHandle {
+impl<P> std::fmt::Debug for ServerHandle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("workers", &self.threads.len())
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl<P: Send + 'static> ServerHandle<P> {
     /// The address the workers listen on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Hands `msg` to worker `worker`'s `App::on_peer` (from any thread). False if there is
+    /// no such worker or it has exited.
+    pub fn send(&self, worker: usize, msg: P) -> bool {
+        match self.peers.get(worker) {
+            Some(p) => p.tx.send(Inbox::App(msg)).is_ok() && p.waker.wake().is_ok(),
+            None => false,
+        }
     }
 
     /// Asks every worker to stop accepting, send 1001 to every connection and exit once its
     /// connections are gone or the drain timeout passes.
     pub fn shutdown(&self) {
         for p in self.peers.iter() {
-            let _ = p.tx.send(WorkerMsg::Shutdown);
+            let _ = p.tx.send(Inbox::Shutdown);
             let _ = p.waker.wake();
         }
     }
 
     /// Counters summed over all workers.
     pub fn stats(&self) -> StatsSnapshot {
-        StatsSnapshot::sum(self.stats.iter().map(|s| &**s))
+        self.shared.snapshot()
     }
 
     /// Waits for every worker to exit.

@@ -1,14 +1,15 @@
 //! A connection's outbound bytes: owned frames it produced itself (echo, pongs, close) and
 //! shared frames fanned out to many connections, in order, bounded in bytes.
 //!
-//! Owns write ordering and partial-write bookkeeping. Writing uses vectored IO over the
-//! queued chunks so several messages go out in one syscall (corking).
+//! Owns write ordering and partial-write bookkeeping, and the worker's free list of queues.
+//! Writing uses vectored IO over the queued chunks so several messages go out in one syscall
+//! (corking). Buffers come from the worker's [`BufPool`].
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
 use super::pool::BufPool;
-use crate::hub::SharedFrame;
+use super::SharedFrame;
 
 /// Most chunks handed to one writev(2).
 const MAX_IOVECS: usize = 64;
@@ -192,6 +193,38 @@ impl OutQueue {
     }
 }
 
+/// Free output queues of one worker, so a connection that gets output again reuses one.
+#[derive(Debug)]
+pub(crate) struct QueuePool {
+    // Boxed because connections hold `Option<Box<OutQueue>>` (8 bytes while idle).
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<OutQueue>>,
+    /// Most free queues kept; more are freed.
+    max_free: usize,
+}
+
+impl QueuePool {
+    pub(crate) fn new(max_free: usize) -> Self {
+        Self {
+            free: Vec::new(),
+            max_free,
+        }
+    }
+
+    /// An empty output queue.
+    pub(crate) fn get(&mut self) -> Box<OutQueue> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Returns a queue, giving any buffers it still holds back to `bufs`.
+    pub(crate) fn put(&mut self, mut q: Box<OutQueue>, bufs: &mut BufPool) {
+        q.clear(bufs);
+        if self.free.len() < self.max_free {
+            self.free.push(q);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,7 +253,7 @@ mod tests {
 
     #[test]
     fn preserves_order_across_partial_writes() {
-        let mut pool = BufPool::new(8, 1 << 20);
+        let mut pool = BufPool::new(1 << 20);
         let mut q = OutQueue::default();
         q.push_owned(&mut pool, |v| v.extend_from_slice(b"abc"));
         q.push_shared(SharedFrame::from_static(b"defg"));
@@ -242,7 +275,7 @@ mod tests {
 
     #[test]
     fn discard_keeps_partly_written_head() {
-        let mut pool = BufPool::new(8, 1 << 20);
+        let mut pool = BufPool::new(1 << 20);
         let mut q = OutQueue::default();
         q.push_shared(SharedFrame::from_static(b"0123456789"));
         q.push_shared(SharedFrame::from_static(b"abcdef"));

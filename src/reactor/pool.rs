@@ -1,10 +1,9 @@
-//! Per-worker buffers lent to connections while data is in flight.
+//! Per-worker byte buffers lent to connections while data is in flight.
 //!
-//! An idle connection holds no buffer: input leftovers and output queues are taken from here
+//! An idle connection holds no buffer: input leftovers and output chunks are taken from here
 //! when bytes are pending and given back as soon as they drain, so steady-state traffic
-//! allocates nothing. Owns only the free lists; never touches sockets.
-
-use super::outq::OutQueue;
+//! allocates nothing. Owns only the free list of buffers (output queues have their own, in
+//! `outq`, which builds on this one); never touches sockets.
 
 /// Capacity of a fresh buffer: a few echoed messages or a 101 response fit; larger output
 /// grows it (and `OutQueue` chains further buffers).
@@ -12,7 +11,7 @@ const BUF_CAPACITY: usize = 4 << 10;
 /// Buffers that grew past this (large messages) are freed instead of kept.
 const MAX_KEPT_CAPACITY: usize = 256 << 10;
 
-/// Free lists of byte buffers and output queues.
+/// A free list of byte buffers, bounded in bytes.
 #[derive(Debug)]
 pub(crate) struct BufPool {
     bufs: Vec<Vec<u8>>,
@@ -21,21 +20,14 @@ pub(crate) struct BufPool {
     /// Most bytes of free buffers kept; more are freed. Bounds what a burst (a ramp of
     /// thousands of handshakes, a fan-out to thousands of slow readers) leaves behind.
     max_free_bytes: usize,
-    // Boxed because connections hold `Option<Box<OutQueue>>` (8 bytes while idle).
-    #[allow(clippy::vec_box)]
-    queues: Vec<Box<OutQueue>>,
-    /// Most free queues kept; more are freed.
-    max_free_queues: usize,
 }
 
 impl BufPool {
-    pub(crate) fn new(max_free_queues: usize, max_free_bytes: usize) -> Self {
+    pub(crate) fn new(max_free_bytes: usize) -> Self {
         Self {
             bufs: Vec::new(),
             free_bytes: 0,
             max_free_bytes,
-            queues: Vec::new(),
-            max_free_queues,
         }
     }
 
@@ -61,19 +53,6 @@ impl BufPool {
             self.bufs.push(buf);
         }
     }
-
-    /// An empty output queue.
-    pub(crate) fn get_queue(&mut self) -> Box<OutQueue> {
-        self.queues.pop().unwrap_or_default()
-    }
-
-    /// Returns an output queue (and any buffers it still holds) to the pool.
-    pub(crate) fn put_queue(&mut self, mut q: Box<OutQueue>) {
-        q.clear(self);
-        if self.queues.len() < self.max_free_queues {
-            self.queues.push(q);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -82,7 +61,7 @@ mod tests {
 
     #[test]
     fn free_buffers_are_bounded_in_bytes() {
-        let mut pool = BufPool::new(4, 3 * BUF_CAPACITY);
+        let mut pool = BufPool::new(3 * BUF_CAPACITY);
         let bufs: Vec<_> = (0..5).map(|_| pool.get_buf()).collect();
         for b in bufs {
             pool.put_buf(b);

@@ -1,7 +1,7 @@
 //! Counters a worker keeps about itself, readable from any thread.
 //!
 //! Each worker is the only writer of its own counters (a relaxed load + store, no locked
-//! instruction); readers sum all workers. Prometheus export comes with the HTTP endpoints.
+//! instruction); readers sum all workers. `/metrics` (the side door) exports them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -14,10 +14,16 @@ pub struct WorkerStats {
     pub accepted: AtomicU64,
     /// Upgrades completed.
     pub handshakes: AtomicU64,
-    /// Requests rejected with an HTTP error.
+    /// Requests the reactor refused with an HTTP error (malformed, not a valid upgrade).
     pub rejected: AtomicU64,
     /// Data messages received.
     pub messages_in: AtomicU64,
+    /// Data messages queued to connections (one per recipient).
+    pub messages_out: AtomicU64,
+    /// Bytes read from sockets.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to sockets.
+    pub bytes_out: AtomicU64,
     /// Connections failed for a protocol violation.
     pub protocol_errors: AtomicU64,
     /// Connections evicted as slow consumers.
@@ -54,6 +60,12 @@ pub struct StatsSnapshot {
     /// See [`WorkerStats`].
     pub messages_in: u64,
     /// See [`WorkerStats`].
+    pub messages_out: u64,
+    /// See [`WorkerStats`].
+    pub bytes_in: u64,
+    /// See [`WorkerStats`].
+    pub bytes_out: u64,
+    /// See [`WorkerStats`].
     pub protocol_errors: u64,
     /// See [`WorkerStats`].
     pub slow_consumers: u64,
@@ -75,6 +87,9 @@ impl StatsSnapshot {
             s.handshakes += w.handshakes.load(Relaxed);
             s.rejected += w.rejected.load(Relaxed);
             s.messages_in += w.messages_in.load(Relaxed);
+            s.messages_out += w.messages_out.load(Relaxed);
+            s.bytes_in += w.bytes_in.load(Relaxed);
+            s.bytes_out += w.bytes_out.load(Relaxed);
             s.protocol_errors += w.protocol_errors.load(Relaxed);
             s.slow_consumers += w.slow_consumers.load(Relaxed);
             s.timeouts += w.timeouts.load(Relaxed);

@@ -144,8 +144,11 @@ pub struct Assembler {
     fragmented: Option<(DataKind, bool)>,
     /// UTF-8 state of the text message in progress.
     utf8: Utf8Validator,
-    /// Payload gathered from the fragments of the message in progress.
-    message: Vec<u8>,
+    /// Payload gathered from the fragments of the message in progress. Boxed, and made on
+    /// the first fragmented message only: an assembler that never sees one (most connections)
+    /// is 16 bytes smaller, which every idle connection pays.
+    #[allow(clippy::box_collection)] // the box is the point: 8 bytes inline instead of 24
+    message: Option<Box<Vec<u8>>>,
     /// `message` was handed out by the previous call and must be cleared.
     delivered: bool,
 }
@@ -166,10 +169,12 @@ impl Assembler {
     ) -> Result<Decoded<'a>, ProtocolError> {
         if self.delivered {
             self.delivered = false;
-            if self.message.capacity() > KEEP_MESSAGE_CAPACITY {
-                self.message = Vec::new();
-            } else {
-                self.message.clear();
+            if let Some(m) = &mut self.message {
+                if m.capacity() > KEEP_MESSAGE_CAPACITY {
+                    self.message = None;
+                } else {
+                    m.clear();
+                }
             }
         }
         let (header, header_len) = match FrameHeader::decode(buf, &limits.header)? {
@@ -201,7 +206,8 @@ impl Assembler {
         };
         if message.is_some() {
             // header.payload_len <= max_frame, so the sum cannot overflow.
-            if self.message.len() as u64 + header.payload_len > limits.max_message as u64 {
+            let so_far = self.message.as_ref().map_or(0, |m| m.len());
+            if so_far as u64 + header.payload_len > limits.max_message as u64 {
                 return Err(ProtocolError::MessageTooBig);
             }
         }
@@ -241,7 +247,8 @@ impl Assembler {
             (OpCode::Close, _) => Some(Event::Close(parse_close_payload(payload)?)),
             (_, None) => None, // unreachable: data frames always belong to a message
             (OpCode::Continuation, Some((kind, compressed))) => {
-                self.message.extend_from_slice(payload);
+                let message = self.message.get_or_insert_with(Box::default);
+                message.extend_from_slice(payload);
                 if header.fin {
                     self.fragmented = None;
                     if validate_utf8 {
@@ -250,7 +257,7 @@ impl Assembler {
                     self.delivered = true;
                     Some(Event::Message {
                         kind,
-                        payload: &self.message,
+                        payload: self.message.as_deref().map_or(&[][..], Vec::as_slice),
                         compressed,
                     })
                 } else {
@@ -269,7 +276,9 @@ impl Assembler {
                     })
                 } else {
                     self.fragmented = Some((kind, compressed));
-                    self.message.extend_from_slice(payload);
+                    self.message
+                        .get_or_insert_with(Box::default)
+                        .extend_from_slice(payload);
                     None
                 }
             }

@@ -150,6 +150,7 @@ impl FrameHeader {
     ///
     /// Never reads past the header and never allocates. A header that breaks a rule is an
     /// error even before its payload arrives.
+    #[inline]
     pub fn decode(buf: &[u8], rules: &HeaderRules) -> Result<HeaderStatus, FrameError> {
         let [b0, b1, rest @ ..] = buf else {
             return Ok(HeaderStatus::Partial(2 - buf.len()));

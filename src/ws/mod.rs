@@ -5,6 +5,7 @@
 //! returns, and fuzz targets drive it directly.
 
 pub mod assemble;
+pub mod client;
 pub mod close;
 pub mod deflate;
 pub mod frame;
@@ -15,4 +16,4 @@ pub mod utf8;
 pub use assemble::{Assembler, DataKind, Decoded, Event, MessageLimits, ProtocolError};
 pub use close::{CloseCode, CloseFrame};
 pub use frame::{FrameError, FrameHeader, HeaderRules, HeaderStatus, OpCode};
-pub use handshake::{HandshakeError, RequestHead};
+pub use handshake::UpgradeError;

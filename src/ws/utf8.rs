@@ -24,6 +24,7 @@ pub struct Utf8Validator {
 
 impl Utf8Validator {
     /// Feeds the next piece; errors as soon as the stream cannot be valid UTF-8.
+    #[inline]
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), Utf8Error> {
         // First finish a code point left unfinished by the previous piece.
         while self.pending_len > 0 {

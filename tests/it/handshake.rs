@@ -147,7 +147,15 @@ fn version_8_is_426_with_supported_version() {
 #[test]
 fn unknown_path_is_404() {
     let server = Server::start(&[]);
-    for path in ["/", "/nope", "/echo/", "/Echo", "/broadcast/x"] {
+    // "/" is the demo page, "/ws" the chat endpoint.
+    for path in [
+        "/nope",
+        "/echo/",
+        "/Echo",
+        "/broadcast/x",
+        "/ws/",
+        "/index.html",
+    ] {
         assert_rejected(
             server.addr,
             &request("GET", path, "HTTP/1.1", &headers("", &[])),
@@ -178,7 +186,7 @@ fn head_over_8_kib_is_431() {
     );
     // A head that never ends, past the limit.
     let mut endless = b"GET /echo HTTP/1.1\r\nX-Pad: ".to_vec();
-    endless.extend(std::iter::repeat(b'b').take(10_000));
+    endless.extend(std::iter::repeat_n(b'b', 10_000));
     assert_rejected(
         server.addr,
         &endless,

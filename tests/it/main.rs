@@ -3,14 +3,23 @@
 //! violations) or tungstenite (for well-behaved peers). Tests run in parallel.
 #![allow(clippy::unwrap_used)]
 
+mod chat_client;
 mod harness;
 
+mod admission;
+mod api;
 mod broadcast;
+mod chat;
+mod chat_history;
+mod chat_order;
+mod chat_rooms;
+mod chat_slow;
 mod close;
 mod compression;
 mod echo;
 mod handshake;
 mod limits;
+mod metrics;
 mod protocol;
 mod shutdown;
 mod slow;

@@ -1,5 +1,7 @@
 //! Command-line interface: one subcommand per mode plus the options every mode shares. Parsing
-//! and validation only (targets must be loopback); no sockets are opened here.
+//! and the checks every mode shares (targets must be loopback, counts and times in range); a
+//! mode's own limits are checked by its module (`modes::validate`). No sockets are opened
+//! here, and nothing here imports a mode.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +35,31 @@ pub enum ModeArgs {
     Idle(IdleArgs),
     /// Upgrade handshake + close handshake in a loop with N in flight; reports handshakes/s.
     Connect(ConnectArgs),
+    /// N users over R rooms on the chat protocol (JSON on GET /ws); reports deliveries/s,
+    /// publish -> delivery latency, lost / duplicated / out-of-order messages by the room's seq,
+    /// acks and errors by code.
+    ///
+    /// User N connects as `/ws?username=uN` (the server in development mode, without
+    /// --jwt-secret), waits for `welcome` and the `room.list` after it, sends
+    /// `{"type":"room.join","room":"room-K","id":"j"}` for K = N % R and waits for the room's
+    /// `user.list` and the `ack`. The ramp ends when every user has joined. Then users
+    /// 0 .. S-1 (--senders S) send `{"type":"chat","room":"room-K","content":...,"id":C}` at
+    /// --send-rate in total, the content being a stamp (sender, counter C, send time) and a
+    /// mark (sent in the measured window or not) padded to --size characters. After --warmup
+    /// seconds the measured window of --duration seconds starts; then sending stops and
+    /// --drain seconds are left for acks and deliveries.
+    ///
+    /// Every member parses each `chat` it gets: deliveries/s (received in the window),
+    /// latency (send time in the content to receipt, same clock), the room's seq (every member
+    /// must see 1, 2, 3... with no gap, duplicate or reordering; within one process, the same
+    /// seq must carry the same message for every member) and lost deliveries: messages sent in
+    /// the window and acked, times the room's members at the start, minus the unique
+    /// deliveries of those messages. `{"type":"error"}` answers are counted by code.
+    ///
+    /// The server's per-connection message rate applies (--msg-rate, default 20/s with a burst
+    /// of 40): keep --send-rate / --senders under it, or raise it, or the run counts
+    /// rate_limited errors. With --server-pid: server CPU per delivery and RSS per connection.
+    Chat(ChatArgs),
 }
 
 /// Options shared by every mode.
@@ -43,7 +70,8 @@ pub struct Common {
     #[arg(long, short = 't', value_delimiter = ',', required = true)]
     pub target: Vec<String>,
 
-    /// Request path (default: /echo for echo, /broadcast for broadcast, /echo otherwise).
+    /// Request path (default: /echo for echo, /broadcast for broadcast, /ws for chat, /echo
+    /// otherwise).
     #[arg(long)]
     pub path: Option<String>,
 
@@ -81,7 +109,7 @@ pub struct Common {
     #[arg(long, value_delimiter = ',')]
     pub server_pid: Vec<u32>,
 
-    /// Largest server frame accepted, in bytes.
+    /// Largest server frame (and message) accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_frame: u64,
 
@@ -155,6 +183,34 @@ pub struct ConnectArgs {
     pub inflight: usize,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Users: one connection each, as `?username=uN` (N = 0, 1, ...).
+    #[arg(long, short = 'c', default_value_t = 1000)]
+    pub users: usize,
+    /// Rooms room-0 .. room-(R-1); user N joins room-(N % R). With 1, every user is in room-0.
+    #[arg(long, short = 'R', default_value_t = 1)]
+    pub rooms: usize,
+    /// Sending users S: users 0 .. S-1, so the senders cover the rooms round-robin. Every
+    /// user receives.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub senders: usize,
+    /// Chat messages per second over all senders (paced; > 0, so the count is bounded).
+    #[arg(long, default_value_t = 100.0)]
+    pub send_rate: f64,
+    /// `content` length in characters: 41..=2000 (the stamp, a window mark, 'x' padding).
+    #[arg(long, short = 's', default_value_t = 64)]
+    pub size: usize,
+    /// Seconds of sending before the measured window (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Seconds to wait after the last send for acks and deliveries in flight.
+    #[arg(long, default_value_t = 2.0)]
+    pub drain: f64,
+}
+
 impl ModeArgs {
     pub fn common(&self) -> &Common {
         match self {
@@ -162,6 +218,7 @@ impl ModeArgs {
             ModeArgs::Broadcast(a) => &a.common,
             ModeArgs::Idle(a) => &a.common,
             ModeArgs::Connect(a) => &a.common,
+            ModeArgs::Chat(a) => &a.common,
         }
     }
 
@@ -171,6 +228,7 @@ impl ModeArgs {
             ModeArgs::Broadcast(_) => "broadcast",
             ModeArgs::Idle(_) => "idle",
             ModeArgs::Connect(_) => "connect",
+            ModeArgs::Chat(_) => "chat",
         }
     }
 
@@ -181,6 +239,7 @@ impl ModeArgs {
         }
         match self {
             ModeArgs::Broadcast(_) => "/broadcast".into(),
+            ModeArgs::Chat(_) => "/ws".into(),
             _ => "/echo".into(),
         }
     }
@@ -192,6 +251,15 @@ impl ModeArgs {
             ModeArgs::Broadcast(a) => a.receivers + a.senders,
             ModeArgs::Idle(a) => a.connections,
             ModeArgs::Connect(a) => a.inflight,
+            ModeArgs::Chat(a) => a.users,
+        }
+    }
+
+    /// Seconds of traffic before the measured window (chat only).
+    pub fn warmup_secs(&self) -> f64 {
+        match self {
+            ModeArgs::Chat(a) => a.warmup,
+            _ => 0.0,
         }
     }
 
@@ -199,14 +267,16 @@ impl ModeArgs {
     pub fn tail_secs(&self) -> f64 {
         let drain = match self {
             ModeArgs::Broadcast(a) => a.drain,
+            ModeArgs::Chat(a) => a.drain,
             ModeArgs::Echo(_) => 1.0,
             _ => 0.0,
         };
         drain + close_timeout(self.connections() as u64).as_secs_f64()
     }
 
-    /// Checks the numbers before any socket is opened.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks what every mode shares before any socket is opened (the mode's own numbers are
+    /// checked by `modes::validate`, which calls this first).
+    pub fn validate_common(&self) -> Result<()> {
         let c = self.common();
         if !(c.duration > 0.0 && c.duration <= 24.0 * 3600.0) {
             bail!("--duration must be in (0, 86400] seconds");
@@ -228,37 +298,6 @@ impl ModeArgs {
         if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             bail!("--path must start with '/' and contain no spaces or control characters");
         }
-        match self {
-            ModeArgs::Echo(a) => {
-                if a.inflight == 0 || a.inflight > 1 << 16 {
-                    bail!("--inflight must be in 1..=65536");
-                }
-                if a.size > 64 << 20 {
-                    bail!("--size must be at most 64 MiB");
-                }
-            }
-            ModeArgs::Broadcast(a) => {
-                if a.senders == 0 || a.senders > 4096 {
-                    bail!("--senders must be in 1..=4096");
-                }
-                if a.size < crate::modes::broadcast::MIN_PAYLOAD || a.size > 1 << 20 {
-                    bail!(
-                        "--size must be in {}..=1048576 for broadcast",
-                        crate::modes::broadcast::MIN_PAYLOAD
-                    );
-                }
-                if a.window == 0 {
-                    bail!("--window must be at least 1");
-                }
-                if !(a.send_rate >= 0.0 && a.send_rate.is_finite()) {
-                    bail!("--send-rate must be >= 0");
-                }
-                if !(0.0..=600.0).contains(&a.drain) {
-                    bail!("--drain must be in [0, 600] seconds");
-                }
-            }
-            ModeArgs::Idle(_) | ModeArgs::Connect(_) => {}
-        }
         Ok(())
     }
 }
@@ -277,6 +316,15 @@ pub fn close_timeout(conns: u64) -> Duration {
 pub struct WorkerSlot {
     pub index: usize,
     pub count: usize,
+}
+
+impl WorkerSlot {
+    /// How many of `total` (connections, senders) this worker owns: global indices w, w+N,
+    /// w+2N, ... below `total`.
+    pub fn share(self, total: u64) -> u64 {
+        let (w, n) = (self.index as u64, self.count as u64);
+        (total + n - 1 - w) / n
+    }
 }
 
 impl std::str::FromStr for WorkerSlot {
@@ -364,6 +412,18 @@ mod tests {
         );
         assert!("5/5".parse::<WorkerSlot>().is_err());
         assert!("x".parse::<WorkerSlot>().is_err());
+    }
+
+    #[test]
+    fn shares_cover_every_connection_once() {
+        for total in [1u64, 7, 100, 19_001] {
+            for n in 1..6 {
+                let sum: u64 = (0..n)
+                    .map(|index| WorkerSlot { index, count: n }.share(total))
+                    .sum();
+                assert_eq!(sum, total, "total {total} over {n}");
+            }
+        }
     }
 
     #[test]

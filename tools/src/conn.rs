@@ -1,12 +1,22 @@
 //! One client connection: its socket, where it is in its life (connecting, upgrading, open,
-//! closing), the partial bytes of a frame split across reads, and its outbound queue. It turns
-//! readable bytes into workload callbacks, answers pings and closes, and knows nothing about
-//! phases, rates or other connections (that is the driver's job).
+//! closing), its receive state and its outbound queue. The WebSocket rules come from the
+//! `corecast` crate's sans-IO codec in the client role: `ws::client` for the upgrade,
+//! `Assembler` (unmasked server frames, fragmentation, UTF-8, close payloads) for what arrives
+//! and `encode_client_frame` (masked) for what leaves. It hands every completed upgrade and
+//! data message to a caller's callback as an [`Input`], answers pings and closes itself, and
+//! knows nothing about workloads, phases, rates or other connections (the driver's job).
 
-use crate::driver::Workload;
-use crate::frame::{self, FrameError, Parsed, XorShift};
-use crate::handshake::{self, Accept, HandshakeError};
+use crate::rng::XorShift;
 use crate::sys::monotonic_ns;
+use corecast::ws::client::{
+    self, ClientHandshake, ClientKey, RequestError, ResponseError, ResponseStatus, UpgradeRequest,
+};
+use corecast::ws::frame::MAX_HEADER_LEN;
+use corecast::ws::mask::apply_mask;
+use corecast::ws::{
+    Assembler, CloseCode, DataKind, Event, FrameHeader, HeaderRules, MessageLimits, OpCode,
+    ProtocolError,
+};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 
@@ -25,16 +35,30 @@ pub enum State {
     Closing,
 }
 
+/// The receive rules of a client: server frames are unmasked (RFC 6455 5.1: "A client MUST
+/// close a connection if it detects a masked frame"), no extension is negotiated, and
+/// `max_frame` bounds both a frame and a whole message, in bytes.
+pub fn client_limits(max_frame: u64) -> MessageLimits {
+    MessageLimits {
+        header: HeaderRules {
+            require_mask: false,
+            allowed_rsv: 0,
+            max_frame,
+        },
+        max_message: usize::try_from(max_frame).unwrap_or(usize::MAX),
+    }
+}
+
 /// Why a connection ended badly. Each kind is one error counter in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     Connect(io::ErrorKind),
     ConnectTimeout,
-    Handshake(HandshakeError),
+    /// The upgrade request could not be written (a bad path or header).
+    Request(RequestError),
+    Handshake(ResponseError),
     HandshakeTimeout,
-    Protocol(FrameError),
-    /// A data frame while a fragmented message was open, or a stray continuation.
-    Fragmentation,
+    Protocol(ProtocolError),
     Io(io::ErrorKind),
     /// EOF without a close handshake.
     UnexpectedEof,
@@ -47,10 +71,10 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::Connect(k) => write!(f, "connect: {k}"),
             Fault::ConnectTimeout => write!(f, "connect timed out"),
+            Fault::Request(e) => write!(f, "upgrade request: {e}"),
             Fault::Handshake(e) => write!(f, "upgrade refused: {e}"),
             Fault::HandshakeTimeout => write!(f, "no upgrade response in time"),
             Fault::Protocol(e) => write!(f, "protocol error: {e}"),
-            Fault::Fragmentation => write!(f, "protocol error: bad fragmentation"),
             Fault::Io(k) => write!(f, "socket error: {k}"),
             Fault::UnexpectedEof => write!(f, "connection closed without a close handshake"),
             Fault::CloseTimeout => write!(f, "close handshake not answered in time"),
@@ -66,9 +90,10 @@ impl Fault {
             Fault::Connect(io::ErrorKind::AddrNotAvailable) => "connect_no_address",
             Fault::Connect(_) => "connect_failed",
             Fault::ConnectTimeout => "connect_timeout",
+            Fault::Request(_) => "bad_request",
             Fault::Handshake(_) => "handshake_rejected",
             Fault::HandshakeTimeout => "handshake_timeout",
-            Fault::Protocol(_) | Fault::Fragmentation => "protocol_error",
+            Fault::Protocol(_) => "protocol_error",
             Fault::Io(_) => "io_error",
             Fault::UnexpectedEof => "unexpected_eof",
             Fault::CloseTimeout => "close_timeout",
@@ -105,9 +130,30 @@ impl Tx {
         }
     }
 
-    fn push(&mut self, opcode: u8, payload: &[u8], rng: &mut XorShift) {
+    /// Queues one whole masked frame. RFC 6455 5.3: "The masking key is a 32-bit value
+    /// chosen at random by the client"; each frame gets a fresh key.
+    ///
+    /// The same bytes as `encode_client_frame`, written the way the hot path likes: the
+    /// header is copied as a whole `MAX_HEADER_LEN` array (a fixed-size copy the compiler
+    /// inlines) and cut to its length, instead of a variable-length `memmove` per frame.
+    fn push(&mut self, opcode: OpCode, payload: &[u8], rng: &mut XorShift) {
         self.compact();
-        frame::encode_masked(&mut self.buf, opcode, payload, rng.mask_key());
+        let key = rng.mask_key();
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: Some(key),
+            payload_len: payload.len() as u64,
+        };
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut h);
+        self.buf.reserve(MAX_HEADER_LEN + payload.len());
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&h);
+        self.buf.truncate(start + n);
+        self.buf.extend_from_slice(payload);
+        apply_mask(&mut self.buf[start + n..], key, 0);
     }
 
     /// Appends raw bytes (the upgrade request).
@@ -144,10 +190,10 @@ pub struct ConnIo<'a> {
 }
 
 impl ConnIo<'_> {
-    /// Queues one data frame (ignored once a close frame was sent).
-    pub fn send(&mut self, opcode: u8, payload: &[u8]) {
+    /// Queues one data message as a single frame (ignored once a close frame was sent).
+    pub fn send(&mut self, kind: DataKind, payload: &[u8]) {
         if !self.tx.sent_close {
-            self.tx.push(opcode, payload, self.rng);
+            self.tx.push(kind.opcode(), payload, self.rng);
         }
     }
 
@@ -164,9 +210,55 @@ impl ConnIo<'_> {
     pub fn close(&mut self) {
         if !self.tx.sent_close {
             self.tx.sent_close = true;
-            frame::encode_close(self.tx.push_raw(), frame::CLOSE_NORMAL, self.rng.mask_key());
+            self.tx
+                .push(OpCode::Close, &CloseCode::NORMAL.0.to_be_bytes(), self.rng);
         }
     }
+}
+
+#[cfg(test)]
+impl Tx {
+    /// The frames queued so far, unmasked (as a server would read them).
+    pub fn frames(&self) -> Vec<(OpCode, Vec<u8>)> {
+        use corecast::ws::{FrameHeader, HeaderStatus};
+        let mut out = Vec::new();
+        let mut rest = &self.buf[self.pos..];
+        while let Ok(HeaderStatus::Complete { header, header_len }) =
+            FrameHeader::decode(rest, &HeaderRules::default())
+        {
+            let end = header_len + header.payload_len as usize;
+            let mut payload = rest[header_len..end].to_vec();
+            if let Some(key) = header.mask {
+                corecast::ws::mask::apply_mask(&mut payload, key, 0);
+            }
+            out.push((header.opcode, payload));
+            rest = &rest[end..];
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+impl<'a> ConnIo<'a> {
+    /// A handle on a bare queue, for driving a workload without sockets.
+    pub fn for_test(key: ConnKey, global: u64, tx: &'a mut Tx, rng: &'a mut XorShift) -> Self {
+        ConnIo {
+            key,
+            global,
+            started_ns: 0,
+            tx,
+            rng,
+        }
+    }
+}
+
+/// What a connection hands to its caller while reading.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// The upgrade completed; the connection is open.
+    Open,
+    /// One complete data message (all fragments).
+    Message { kind: DataKind, payload: &'a [u8] },
 }
 
 /// What a read pass found.
@@ -187,13 +279,13 @@ pub struct Conn {
     pub started_ns: u64,
     /// When `state` last changed (monotonic ns); drives the timeouts.
     pub since_ns: u64,
-    /// Expected `Sec-WebSocket-Accept` while handshaking.
-    accept: Accept,
-    /// Bytes of an incomplete frame (or response head). Usually empty: complete frames are
-    /// parsed straight out of the worker's shared read buffer.
+    /// What the response must hold, while handshaking.
+    handshake: Option<ClientHandshake>,
+    /// Unconsumed bytes: an incomplete response head or frame. Usually empty: complete frames
+    /// are parsed straight out of the worker's shared read buffer.
     rbuf: Vec<u8>,
-    /// A fragmented data message is open.
-    in_message: bool,
+    /// Receive state (fragmented message in progress, UTF-8 of text).
+    asm: Assembler,
     /// The server's close frame arrived.
     pub got_close: bool,
     pub tx: Tx,
@@ -208,9 +300,9 @@ impl Conn {
             global,
             started_ns: now_ns,
             since_ns: now_ns,
-            accept: [0; 28],
+            handshake: None,
             rbuf: Vec::new(),
-            in_message: false,
+            asm: Assembler::default(),
             got_close: false,
             tx: Tx::default(),
         }
@@ -234,16 +326,26 @@ impl Conn {
         }
     }
 
-    /// Queues the upgrade request and moves to `Handshaking`.
-    pub fn start_handshake(&mut self, host: &str, path: &str, rng: &mut XorShift, now_ns: u64) {
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&rng.next_u64().to_ne_bytes());
-        nonce[8..].copy_from_slice(&rng.next_u64().to_ne_bytes());
-        let key = handshake::key_from_nonce(nonce);
-        self.accept = handshake::accept_for(&key);
-        handshake::write_request(self.tx.push_raw(), host, path, &key);
+    /// Queues the upgrade request for `target` (path and query) and moves to `Handshaking`.
+    pub fn start_handshake(
+        &mut self,
+        host: &str,
+        target: &str,
+        rng: &mut XorShift,
+        now_ns: u64,
+    ) -> Result<(), Fault> {
+        let key = ClientKey::from_nonce(rng.nonce());
+        let req = UpgradeRequest {
+            target,
+            host,
+            key: &key,
+            headers: &[],
+        };
+        let hs = client::write_request(self.tx.push_raw(), &req).map_err(Fault::Request)?;
+        self.handshake = Some(hs);
         self.state = State::Handshaking;
         self.since_ns = now_ns;
+        Ok(())
     }
 
     pub fn io<'a>(&'a mut self, rng: &'a mut XorShift) -> ConnIo<'a> {
@@ -256,20 +358,23 @@ impl Conn {
         }
     }
 
-    /// Reads until the socket is drained, feeding complete frames to `w`.
+    /// Reads until the socket is drained, handing the upgrade and complete messages to `on`.
     ///
     /// With `to_would_block == false` a short read ends the pass: on Linux a TCP read that
     /// returns less than asked has emptied the receive queue, and new bytes raise a new
     /// edge-triggered event, so the extra `read` that would return `WouldBlock` is skipped.
     /// Pass `true` when the event reported a hang-up, so EOF is seen.
-    pub fn handle_readable<W: Workload>(
+    pub fn handle_readable<F>(
         &mut self,
         scratch: &mut [u8],
         rng: &mut XorShift,
-        w: &mut W,
-        max_frame: u64,
+        limits: &MessageLimits,
         to_would_block: bool,
-    ) -> Result<ReadEnd, Fault> {
+        on: &mut F,
+    ) -> Result<ReadEnd, Fault>
+    where
+        F: FnMut(&mut ConnIo<'_>, Input<'_>, u64),
+    {
         loop {
             let n = match self.sock.read(scratch) {
                 Ok(0) => return Ok(ReadEnd::Eof),
@@ -278,44 +383,50 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Fault::Io(e.kind())),
             };
-            self.handle_bytes(&scratch[..n], rng, w, monotonic_ns(), max_frame)?;
+            self.handle_bytes(&mut scratch[..n], rng, limits, monotonic_ns(), on)?;
             if n < scratch.len() && !to_would_block {
                 return Ok(ReadEnd::Drained);
             }
         }
     }
 
-    /// Feeds bytes received from the socket.
-    pub fn handle_bytes<W: Workload>(
+    /// Feeds bytes received from the socket (the buffer is the assembler's to work in).
+    pub fn handle_bytes<F>(
         &mut self,
-        data: &[u8],
+        data: &mut [u8],
         rng: &mut XorShift,
-        w: &mut W,
+        limits: &MessageLimits,
         now_ns: u64,
-        max_frame: u64,
-    ) -> Result<(), Fault> {
+        on: &mut F,
+    ) -> Result<(), Fault>
+    where
+        F: FnMut(&mut ConnIo<'_>, Input<'_>, u64),
+    {
         if self.got_close {
             return Ok(()); // nothing after the close frame is read
         }
         if self.state == State::Handshaking {
             self.rbuf.extend_from_slice(data);
-            match handshake::check_response(&self.rbuf, &self.accept) {
-                Ok(handshake::Status::Partial) => return Ok(()),
+            let Some(hs) = &self.handshake else {
+                return Ok(());
+            };
+            let head_len = match hs.handle_response(&self.rbuf) {
+                Ok(ResponseStatus::Partial) => return Ok(()),
+                Ok(ResponseStatus::Complete(head)) => head.head_len,
                 Err(e) => return Err(Fault::Handshake(e)),
-                Ok(handshake::Status::Complete { head_len }) => {
-                    self.rbuf.drain(..head_len);
-                    self.state = State::Open;
-                    self.since_ns = now_ns;
-                    w.on_open(&mut self.io(rng), now_ns);
-                }
-            }
+            };
+            self.handshake = None;
+            self.rbuf.drain(..head_len);
+            self.state = State::Open;
+            self.since_ns = now_ns;
+            on(&mut self.io(rng), Input::Open, now_ns);
             // Frames may follow the head in the same read.
-            let rest = std::mem::take(&mut self.rbuf);
-            return self.handle_bytes(&rest, rng, w, now_ns, max_frame);
+            let mut rest = std::mem::take(&mut self.rbuf);
+            return self.handle_bytes(&mut rest, rng, limits, now_ns, on);
         }
         let Conn {
             rbuf,
-            in_message,
+            asm,
             got_close,
             key,
             global,
@@ -330,19 +441,16 @@ impl Conn {
             tx,
             rng,
         };
-        let mut rx = Rx {
-            in_message,
-            got_close,
-        };
         if rbuf.is_empty() {
-            let used = rx.parse(data, &mut io, w, now_ns, max_frame)?;
-            if used < data.len() && !*rx.got_close {
+            let used = parse(data, asm, limits, got_close, &mut io, now_ns, on)?;
+            if used < data.len() && !*got_close {
+                // Keep the unconsumed bytes as they are (the assembler's invariant).
                 rbuf.extend_from_slice(&data[used..]);
             }
         } else {
             rbuf.extend_from_slice(data);
-            let used = rx.parse(rbuf, &mut io, w, now_ns, max_frame)?;
-            if *rx.got_close {
+            let used = parse(rbuf, asm, limits, got_close, &mut io, now_ns, on)?;
+            if *got_close {
                 rbuf.clear();
             } else {
                 rbuf.drain(..used);
@@ -356,64 +464,207 @@ impl Conn {
     }
 }
 
-/// Receive-side message state, borrowed from the connection for one parse pass.
-struct Rx<'a> {
-    in_message: &'a mut bool,
-    got_close: &'a mut bool,
-}
-
-impl Rx<'_> {
-    /// Parses complete frames from `buf`; returns the bytes used.
-    fn parse<W: Workload>(
-        &mut self,
-        buf: &[u8],
-        io: &mut ConnIo<'_>,
-        w: &mut W,
-        now_ns: u64,
-        max_frame: u64,
-    ) -> Result<usize, Fault> {
-        let mut pos = 0;
-        while !*self.got_close {
-            let (f, used) = match frame::parse_server_frame(&buf[pos..], max_frame) {
-                Ok(Parsed::Complete { frame, consumed }) => (frame, consumed),
-                Ok(Parsed::Partial) => break,
-                Err(e) => return Err(Fault::Protocol(e)),
-            };
-            pos += used;
-            match f.opcode {
-                frame::OP_PING => {
-                    // RFC 6455 5.5.2: "an endpoint MUST send a Pong frame in response".
-                    if !io.tx.sent_close {
-                        io.tx.push(frame::OP_PONG, f.payload, io.rng);
-                    }
+/// Decodes complete frames from `buf` until it needs more bytes or the close arrives; returns
+/// the bytes used.
+fn parse<F>(
+    buf: &mut [u8],
+    asm: &mut Assembler,
+    limits: &MessageLimits,
+    got_close: &mut bool,
+    io: &mut ConnIo<'_>,
+    now_ns: u64,
+    on: &mut F,
+) -> Result<usize, Fault>
+where
+    F: FnMut(&mut ConnIo<'_>, Input<'_>, u64),
+{
+    let mut pos = 0;
+    while !*got_close {
+        let d = asm
+            .handle_bytes(&mut buf[pos..], limits)
+            .map_err(Fault::Protocol)?;
+        if d.consumed == 0 && d.event.is_none() {
+            break;
+        }
+        pos += d.consumed;
+        match d.event {
+            None | Some(Event::Pong(_)) => {}
+            Some(Event::Message { kind, payload, .. }) => {
+                on(io, Input::Message { kind, payload }, now_ns);
+            }
+            Some(Event::Ping(payload)) => {
+                // RFC 6455 5.5.2: "an endpoint MUST send a Pong frame in response".
+                if !io.tx.sent_close {
+                    io.tx.push(OpCode::Pong, payload, io.rng);
                 }
-                frame::OP_PONG => {}
-                frame::OP_CLOSE => {
-                    *self.got_close = true;
-                    // 5.5.1: the endpoint "MUST send a Close frame in response" (echoing the
-                    // status code) unless it already sent one.
-                    if !io.tx.sent_close {
-                        io.tx.sent_close = true;
-                        let code = f.payload.get(..2).unwrap_or(&[]);
-                        io.tx.push(frame::OP_CLOSE, code, io.rng);
-                    }
-                }
-                frame::OP_CONTINUATION => {
-                    if !*self.in_message {
-                        return Err(Fault::Fragmentation);
-                    }
-                    *self.in_message = !f.fin;
-                    w.on_data(io, false, f.fin, f.payload, now_ns);
-                }
-                _ => {
-                    if *self.in_message {
-                        return Err(Fault::Fragmentation);
-                    }
-                    *self.in_message = !f.fin;
-                    w.on_data(io, true, f.fin, f.payload, now_ns);
+            }
+            Some(Event::Close(frame)) => {
+                *got_close = true;
+                // 5.5.1: the endpoint "MUST send a Close frame in response" (echoing the
+                // status code) unless it already sent one.
+                if !io.tx.sent_close {
+                    io.tx.sent_close = true;
+                    let code = frame.code.map(|c| c.0.to_be_bytes());
+                    io.tx
+                        .push(OpCode::Close, code.as_ref().map_or(&[], |c| c), io.rng);
                 }
             }
         }
-        Ok(pos)
+    }
+    Ok(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corecast::ws::frame::encode_frame;
+
+    /// A connection fed by hand (the socket is never read or written).
+    fn open_conn() -> (Conn, XorShift) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let sock = std::net::TcpStream::connect(addr).expect("connect");
+        let mut c = Conn::new(TcpStream::from_std(sock), ConnKey(0), 0, 0);
+        let mut rng = XorShift::new(1);
+        c.start_handshake("h", "/ws?username=u0", &mut rng, 0)
+            .expect("valid request");
+        (c, rng)
+    }
+
+    /// The server's 101 for the key in `c`'s queued request.
+    fn accept_for(c: &Conn) -> Vec<u8> {
+        let req = String::from_utf8(c.tx.buf.clone()).expect("ascii");
+        let key = req
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("key header");
+        let accept = corecast::ws::handshake::accept_key(key.as_bytes());
+        let mut r = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ".to_vec();
+        r.extend_from_slice(&accept);
+        r.extend_from_slice(b"\r\n\r\n");
+        r
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Open,
+        Msg(DataKind, Vec<u8>),
+    }
+
+    fn feed(
+        c: &mut Conn,
+        rng: &mut XorShift,
+        bytes: &[u8],
+        seen: &mut Vec<Seen>,
+    ) -> Result<(), Fault> {
+        let mut data = bytes.to_vec();
+        c.handle_bytes(
+            &mut data,
+            rng,
+            &client_limits(1 << 20),
+            0,
+            &mut |_io, input, _| {
+                seen.push(match input {
+                    Input::Open => Seen::Open,
+                    Input::Message { kind, payload } => Seen::Msg(kind, payload.to_vec()),
+                })
+            },
+        )
+    }
+
+    #[test]
+    fn upgrade_then_messages_at_every_split_point() {
+        let (c0, _) = open_conn();
+        let mut stream = accept_for(&c0);
+        encode_frame(&mut stream, OpCode::Text, 0, b"hello");
+        // A fragmented binary message with a ping in the middle.
+        stream.extend_from_slice(&[0x02, 0x02, b'a', b'b']);
+        encode_frame(&mut stream, OpCode::Ping, 0, b"p");
+        stream.extend_from_slice(&[0x80, 0x01, b'c']);
+        encode_frame(&mut stream, OpCode::Binary, 0, &[9u8; 300]);
+        for split in 0..=stream.len() {
+            let (mut c, mut rng) = open_conn();
+            let mut seen = Vec::new();
+            feed(&mut c, &mut rng, &stream[..split], &mut seen).expect("valid");
+            feed(&mut c, &mut rng, &stream[split..], &mut seen).expect("valid");
+            assert_eq!(
+                seen,
+                vec![
+                    Seen::Open,
+                    Seen::Msg(DataKind::Text, b"hello".to_vec()),
+                    Seen::Msg(DataKind::Binary, b"abc".to_vec()),
+                    Seen::Msg(DataKind::Binary, vec![9u8; 300]),
+                ],
+                "split {split}"
+            );
+            assert_eq!(c.state, State::Open);
+            assert!(c.rbuf.is_empty());
+        }
+    }
+
+    #[test]
+    fn queued_frames_are_the_crates_client_frames() {
+        for len in [0usize, 1, 125, 126, 127, 65535, 65536, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31) as u8).collect();
+            let mut tx = Tx::default();
+            let mut rng = XorShift::new(9);
+            tx.push(OpCode::Binary, &payload, &mut rng);
+            let mut want = Vec::new();
+            let key = XorShift::new(9).mask_key();
+            corecast::ws::frame::encode_client_frame(
+                &mut want,
+                true,
+                OpCode::Binary,
+                key,
+                &payload,
+            );
+            assert_eq!(tx.buf, want, "len {len}");
+            assert_eq!(tx.frames(), vec![(OpCode::Binary, payload)]);
+        }
+    }
+
+    #[test]
+    fn refused_upgrade_keeps_its_status() {
+        let (mut c, mut rng) = open_conn();
+        let mut seen = Vec::new();
+        let r = feed(
+            &mut c,
+            &mut rng,
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n",
+            &mut seen,
+        );
+        assert_eq!(r, Err(Fault::Handshake(ResponseError::Status(429))));
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn masked_server_frame_is_a_protocol_error() {
+        let (mut c, mut rng) = open_conn();
+        let mut stream = accept_for(&c);
+        stream.extend_from_slice(&[0x81, 0x81, 1, 2, 3, 4, b'x']);
+        let mut seen = Vec::new();
+        let r = feed(&mut c, &mut rng, &stream, &mut seen);
+        assert!(matches!(r, Err(Fault::Protocol(_))), "{r:?}");
+        assert_eq!(seen, vec![Seen::Open]);
+    }
+
+    #[test]
+    fn server_close_is_answered_with_its_code_and_ends_reading() {
+        let (mut c, mut rng) = open_conn();
+        let mut stream = accept_for(&c);
+        encode_frame(&mut stream, OpCode::Close, 0, &1001u16.to_be_bytes());
+        encode_frame(&mut stream, OpCode::Text, 0, b"after close");
+        let queued_before = c.tx.buf.len();
+        let mut seen = Vec::new();
+        feed(&mut c, &mut rng, &stream, &mut seen).expect("valid");
+        assert_eq!(seen, vec![Seen::Open]);
+        assert!(c.got_close && c.tx.sent_close);
+        assert_eq!(c.state, State::Closing);
+        // Our close: masked, FIN, opcode 8, 2-byte payload 1001 under the mask.
+        let frame = &c.tx.buf[queued_before..];
+        assert_eq!(&frame[..2], &[0x88, 0x82]);
+        let key = [frame[2], frame[3], frame[4], frame[5]];
+        let code = [frame[6] ^ key[0], frame[7] ^ key[1]];
+        assert_eq!(u16::from_be_bytes(code), 1001);
     }
 }

@@ -3,9 +3,9 @@
 //! merges the workers' reports and prints the summary (stderr) and the one JSON line (stdout).
 
 use crate::cli::{resolve_targets, Cli, ModeArgs};
-use crate::modes::{self, RunContext, ServerFigures};
+use crate::modes;
 use crate::procstat::{self, ProcSample};
-use crate::report::{self, errors_json, Merged, WorkerReport};
+use crate::report::{self, errors_json, Merged, RunContext, ServerFigures, WorkerReport};
 use crate::spawn::{Down, Progress, Up, Workers};
 use crate::sys;
 use anyhow::{bail, Context, Result};
@@ -22,6 +22,7 @@ pub const ERROR_COUNTERS: &[&str] = &[
     "connect_no_address",
     "connect_failed",
     "connect_timeout",
+    "bad_request",
     "handshake_rejected",
     "handshake_timeout",
     "protocol_error",
@@ -40,7 +41,13 @@ pub fn hard_deadline(args: &ModeArgs, processes: usize) -> Duration {
         0.0
     };
     // Spawning and connecting workers adds a little per process.
-    let secs = ramp + c.connect_timeout + c.duration + args.tail_secs() + 30.0 + processes as f64;
+    let secs = ramp
+        + c.connect_timeout
+        + args.warmup_secs()
+        + c.duration
+        + args.tail_secs()
+        + 30.0
+        + processes as f64;
     Duration::from_secs_f64(secs)
 }
 
@@ -58,7 +65,7 @@ pub fn start_watchdog(after: Duration, what: &'static str) {
 pub fn run(cli: &Cli) -> Result<bool> {
     let args = &cli.mode;
     let c = args.common();
-    args.validate()?;
+    modes::validate(args)?;
     let targets = resolve_targets(&c.target)?;
     let nofile = sys::raise_nofile_limit().unwrap_or(1024);
     let per_process = c
@@ -142,17 +149,30 @@ pub fn run(cli: &Cli) -> Result<bool> {
     if failures.is_empty() {
         at_start = before.and_then(|_| sample().ok());
         workers.send_all(Down::Go);
+        // With a warm-up, the server is sampled again when the measured window starts.
+        let warmup = Duration::from_secs_f64(args.warmup_secs());
         let go = Instant::now();
+        while go.elapsed() < warmup && failures.is_empty() {
+            let left = warmup.saturating_sub(go.elapsed());
+            if let Some((w, up)) = workers.recv_timeout(left.min(Duration::from_millis(100))) {
+                progress.handle(w, up, &mut reports, &mut failures);
+            }
+            progress.tick("warm");
+        }
+        if !warmup.is_zero() {
+            at_start = before.and_then(|_| sample().ok());
+        }
+        let measured = Instant::now();
         let duration = Duration::from_secs_f64(c.duration);
-        while go.elapsed() < duration && failures.is_empty() {
-            let left = duration.saturating_sub(go.elapsed());
+        while measured.elapsed() < duration && failures.is_empty() {
+            let left = duration.saturating_sub(measured.elapsed());
             if let Some((w, up)) = workers.recv_timeout(left.min(Duration::from_millis(100))) {
                 progress.handle(w, up, &mut reports, &mut failures);
             }
             progress.tick("run");
         }
         at_end = before.and_then(|_| sample().ok());
-        wall = go.elapsed().as_secs_f64();
+        wall = measured.elapsed().as_secs_f64();
     } else {
         workers.send_all(Down::Stop);
     }

@@ -1,15 +1,18 @@
 //! The worker's event loop: one mio `Poll` owning every socket of this worker, a slab of
 //! connections, the connection ramp (rate and in-flight bounds, source-address spreading) and
-//! the phases of a run: ramp -> ready (wait for GO) -> run -> drain -> close. Traffic patterns
-//! live in `Workload` implementations (modes/); the driver knows none of them.
+//! the phases of a run: ramp -> ready (wait for GO) -> run (warm-up, then the measured
+//! window) -> drain -> close. Traffic patterns live in `Workload` implementations (modes/);
+//! the driver knows none of them.
 
 use crate::cli::WorkerSlot;
-use crate::conn::{Conn, ConnIo, ConnKey, Fault, ReadEnd, State};
-use crate::frame::XorShift;
+use crate::conn::{client_limits, Conn, ConnIo, ConnKey, Fault, Input, ReadEnd, State};
+use crate::conns::Conns;
 use crate::report::{new_hist, record_ns, WorkerReport};
 use crate::spawn::{Down, Progress, Up};
 use crate::sys::{self, monotonic_ns};
+use crate::workload::Workload;
 use anyhow::{Context, Result};
+use corecast::ws::MessageLimits;
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -29,41 +32,6 @@ const SWEEP_EVERY_NS: u64 = 250_000_000;
 const PROGRESS_EVERY_NS: u64 = 1_000_000_000;
 const NS: f64 = 1e9;
 
-/// A traffic pattern. Callbacks run on the worker's thread, between socket reads; they queue
-/// frames through `ConnIo` and never block.
-pub trait Workload {
-    /// A connection finished its upgrade.
-    fn on_open(&mut self, io: &mut ConnIo<'_>, now_ns: u64);
-    /// One data frame arrived. `first`: it starts a message (its opcode was text/binary);
-    /// `fin`: it ends one.
-    fn on_data(&mut self, io: &mut ConnIo<'_>, first: bool, fin: bool, payload: &[u8], now_ns: u64);
-    /// A connection ended; `clean` when the close handshake completed.
-    fn on_closed(&mut self, _key: ConnKey, _global: u64, _clean: bool, _now_ns: u64) {}
-    /// The measured phase starts now and ends at `end_ns`.
-    fn on_start(&mut self, _conns: &mut Conns, _now_ns: u64, _end_ns: u64) {}
-    /// Called after every batch of events during the measured phase (writes it queues are
-    /// flushed with the batch's), and at least every `tick_ns()`.
-    fn on_tick(&mut self, _conns: &mut Conns, _now_ns: u64) {}
-    /// Longest wait between `on_tick` calls in ns, if the workload paces itself.
-    fn tick_ns(&self) -> Option<u64> {
-        None
-    }
-    /// The measured phase is over: stop sending.
-    fn on_stop(&mut self, _now_ns: u64) {}
-    /// Nothing is in flight any more (the drain phase may end early).
-    fn is_drained(&self) -> bool {
-        true
-    }
-    /// Connections are replaced as soon as they end during the measured phase (connect mode).
-    fn churns(&self) -> bool {
-        false
-    }
-    /// Messages handled so far (for the progress line).
-    fn progress_count(&self) -> u64;
-    /// Adds this workload's counters and histograms to the worker report.
-    fn report(&self, out: &mut WorkerReport);
-}
-
 /// What this worker does, derived from the command line and its worker slot.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -79,9 +47,13 @@ pub struct DriverConfig {
     pub source_ips: u8,
     /// Ramp time allowed beyond conns / rate.
     pub connect_timeout: Duration,
+    /// Sending before the measured window (chat). Default: zero.
+    pub warmup: Duration,
+    /// The measured window.
     pub duration: Duration,
     pub drain: Duration,
     pub close_timeout: Duration,
+    /// Largest server frame (and message) accepted, in bytes.
     pub max_frame: u64,
 }
 
@@ -94,106 +66,6 @@ impl DriverConfig {
             Duration::ZERO
         };
         ramp + self.connect_timeout
-    }
-}
-
-/// The slab of connections plus the state every connection shares (mask-key generator, list
-/// of connections with queued bytes). Keys are freed only after the event batch that closed
-/// them, so a stale event never reaches a new connection in the same slot.
-pub struct Conns {
-    slots: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    to_free: Vec<usize>,
-    dirty: Vec<usize>,
-    pub rng: XorShift,
-    /// Live connections per state, indexed by `state_index`.
-    counts: [u64; 4],
-}
-
-fn state_index(s: State) -> usize {
-    match s {
-        State::Connecting => 0,
-        State::Handshaking => 1,
-        State::Open => 2,
-        State::Closing => 3,
-    }
-}
-
-impl Conns {
-    fn new(seed: u64) -> Self {
-        Conns {
-            slots: Vec::new(),
-            free: Vec::new(),
-            to_free: Vec::new(),
-            dirty: Vec::new(),
-            rng: XorShift::new(seed),
-            counts: [0; 4],
-        }
-    }
-
-    /// A handle to send on an open connection; its queue is flushed after the callback.
-    pub fn io(&mut self, key: ConnKey) -> Option<ConnIo<'_>> {
-        let conn = self.slots.get_mut(key.0)?.as_mut()?;
-        if conn.state != State::Open {
-            return None;
-        }
-        if !conn.tx.dirty {
-            conn.tx.dirty = true;
-            self.dirty.push(key.0);
-        }
-        Some(conn.io(&mut self.rng))
-    }
-
-    /// Keys of all open connections.
-    pub fn open_keys(&self) -> Vec<ConnKey> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|c| c.state == State::Open)
-            .map(|c| c.key)
-            .collect()
-    }
-
-    pub fn open(&self) -> u64 {
-        self.counts[2]
-    }
-
-    /// Connecting or upgrading.
-    pub fn pending(&self) -> u64 {
-        self.counts[0] + self.counts[1]
-    }
-
-    pub fn alive(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-
-    fn insert(&mut self, make: impl FnOnce(ConnKey) -> Conn) -> ConnKey {
-        let idx = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.slots.len() - 1
-        });
-        let conn = make(ConnKey(idx));
-        self.counts[state_index(conn.state)] += 1;
-        self.slots[idx] = Some(conn);
-        ConnKey(idx)
-    }
-
-    fn take(&mut self, idx: usize) -> Option<Conn> {
-        let conn = self.slots.get_mut(idx)?.take()?;
-        self.counts[state_index(conn.state)] -= 1;
-        self.to_free.push(idx);
-        Some(conn)
-    }
-
-    fn moved(&mut self, from: State, to: State) {
-        if from != to {
-            self.counts[state_index(from)] -= 1;
-            self.counts[state_index(to)] += 1;
-        }
-    }
-
-    fn release_closed(&mut self) {
-        self.free.append(&mut self.to_free);
     }
 }
 
@@ -213,12 +85,16 @@ struct Driver<'a> {
     poll: Poll,
     conns: Conns,
     scratch: Vec<u8>,
+    /// Receive rules of every connection (client role).
+    limits: MessageLimits,
     /// Connection attempts started (the k-th attempt has global index slot.index + k * count).
     started: u64,
     /// Successful upgrades.
     opened: u64,
     peak_open: u64,
     faults: BTreeMap<&'static str, u64>,
+    /// Refused upgrades by HTTP status.
+    statuses: BTreeMap<u16, u64>,
     /// The first fault of each kind, spelled out for the summary.
     first_fault: BTreeMap<&'static str, String>,
     /// The run is over: connections failing to close cleanly are no longer errors.
@@ -246,10 +122,12 @@ pub fn run<W: Workload>(
         poll: Poll::new().context("creating the event loop")?,
         conns: Conns::new(t0 ^ (cfg.slot.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         scratch: vec![0; READ_BUF],
+        limits: client_limits(cfg.max_frame),
         started: 0,
         opened: 0,
         peak_open: 0,
         faults: BTreeMap::new(),
+        statuses: BTreeMap::new(),
         first_fault: BTreeMap::new(),
         closing: false,
         unclean_at_end: 0,
@@ -337,7 +215,7 @@ pub fn run<W: Workload>(
             Ok(Down::Go) if phase == Phase::Ready => {
                 phase = Phase::Run;
                 run_start = monotonic_ns();
-                run_end = run_start + cfg.duration.as_nanos() as u64;
+                run_end = run_start + (cfg.warmup + cfg.duration).as_nanos() as u64;
                 d.rate_origin_ns = run_start;
                 w.on_start(&mut d.conns, run_start, run_end);
                 d.flush_dirty(w);
@@ -350,7 +228,7 @@ pub fn run<W: Workload>(
         let now = monotonic_ns();
         match phase {
             Phase::Ramp => {
-                let resolved = d.started >= cfg.conns && d.conns.pending() == 0;
+                let resolved = d.started >= cfg.conns && d.conns.pending() == 0 && w.is_ready();
                 if resolved || now >= ramp_deadline {
                     ramp_end = now;
                     open_at_ready = d.conns.open();
@@ -402,7 +280,8 @@ pub fn run<W: Workload>(
     let mut report = WorkerReport {
         ramp_secs: (ramp_end.saturating_sub(t0)) as f64 / NS,
         run_secs: if run_start > 0 {
-            (run_end.min(monotonic_ns()).saturating_sub(run_start)) as f64 / NS
+            let measured_from = run_start + cfg.warmup.as_nanos() as u64;
+            (run_end.min(monotonic_ns()).saturating_sub(measured_from)) as f64 / NS
         } else {
             0.0
         },
@@ -419,6 +298,9 @@ pub fn run<W: Workload>(
     report.add("unclean_close_at_end", d.unclean_at_end);
     for (k, v) in &d.faults {
         report.add(k, *v);
+    }
+    for (status, n) in &d.statuses {
+        report.add(&format!("status@{status}"), *n);
     }
     for (k, v) in d.first_fault {
         report.notes.insert(k.to_string(), v);
@@ -488,13 +370,7 @@ impl Driver<'_> {
             Err(e) => return Err(Fault::Connect(e.kind())),
         }
         let mut stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(sock));
-        let key = ConnKey(
-            self.conns
-                .free
-                .last()
-                .copied()
-                .unwrap_or(self.conns.slots.len()),
-        );
+        let key = self.conns.next_key();
         self.poll
             .registry()
             .register(
@@ -510,8 +386,7 @@ impl Driver<'_> {
 
     fn handle_event<W: Workload>(&mut self, idx: usize, readable: bool, hangup: bool, w: &mut W) {
         let now = monotonic_ns();
-        let Conns { slots, rng, .. } = &mut self.conns;
-        let Some(Some(conn)) = slots.get_mut(idx) else {
+        let Some((conn, rng)) = self.conns.get_mut(idx) else {
             return; // closed earlier in this batch
         };
         let before = conn.state;
@@ -521,15 +396,22 @@ impl Driver<'_> {
             match conn.check_connected(readable) {
                 Ok(true) => {
                     let host = &self.hosts[(conn.global % self.hosts.len() as u64) as usize];
-                    conn.start_handshake(host, &self.cfg.path, rng, now);
+                    let target = w.request_target(&self.cfg.path, conn.global);
+                    if let Err(f) = conn.start_handshake(host, &target, rng, now) {
+                        result = Err(f);
+                    }
                 }
                 Ok(false) => return,
                 Err(f) => result = Err(f),
             }
         }
         if result.is_ok() && readable && conn.state != State::Connecting {
+            let mut on = |io: &mut ConnIo<'_>, input: Input<'_>, now_ns| match input {
+                Input::Open => w.on_open(io, now_ns),
+                Input::Message { kind, payload } => w.on_message(io, kind, payload, now_ns),
+            };
             result =
-                match conn.handle_readable(&mut self.scratch, rng, w, self.cfg.max_frame, hangup) {
+                match conn.handle_readable(&mut self.scratch, rng, &self.limits, hangup, &mut on) {
                     Ok(ReadEnd::Drained) => Ok(None),
                     Ok(ReadEnd::Eof) => Ok(Some(conn.got_close)),
                     Err(f) => Err(f),
@@ -570,6 +452,11 @@ impl Driver<'_> {
             return;
         }
         *self.faults.entry(f.counter()).or_default() += 1;
+        if let Fault::Handshake(e) = f {
+            if let Some(status) = e.status() {
+                *self.statuses.entry(status).or_default() += 1;
+            }
+        }
         self.first_fault
             .entry(f.counter())
             .or_insert_with(|| f.to_string());
@@ -593,9 +480,9 @@ impl Driver<'_> {
     /// Writes out connections that workload callbacks queued bytes on.
     fn flush_dirty<W: Workload>(&mut self, w: &mut W) {
         let now = monotonic_ns();
-        let mut dirty = std::mem::take(&mut self.conns.dirty);
+        let dirty = self.conns.take_dirty();
         for &idx in &dirty {
-            let Some(Some(conn)) = self.conns.slots.get_mut(idx) else {
+            let Some((conn, _)) = self.conns.get_mut(idx) else {
                 continue;
             };
             conn.tx.dirty = false;
@@ -612,16 +499,13 @@ impl Driver<'_> {
                 self.end(idx, Some(Fault::Io(e.kind())), now, w);
             }
         }
-        dirty.clear();
-        if self.conns.dirty.is_empty() {
-            self.conns.dirty = dirty; // keep the capacity
-        }
+        self.conns.return_dirty(dirty); // keeps the capacity
     }
 
     /// Fails connections stuck in connect, upgrade or close.
     fn sweep<W: Workload>(&mut self, now: u64, phase: Phase, w: &mut W) {
         let mut expired = Vec::new();
-        for conn in self.conns.slots.iter().flatten() {
+        for conn in self.conns.iter() {
             let age = now.saturating_sub(conn.since_ns);
             let fault = match conn.state {
                 State::Connecting if age > PER_CONN_CONNECT_TIMEOUT_NS => Fault::ConnectTimeout,
@@ -641,9 +525,8 @@ impl Driver<'_> {
     /// Starts the close handshake on every open connection; drops unfinished attempts.
     fn close_all<W: Workload>(&mut self, now: u64, w: &mut W) {
         self.closing = true;
-        for idx in 0..self.conns.slots.len() {
-            let Conns { slots, rng, .. } = &mut self.conns;
-            let Some(Some(conn)) = slots.get_mut(idx) else {
+        for idx in 0..self.conns.slot_count() {
+            let Some((conn, rng)) = self.conns.get_mut(idx) else {
                 continue;
             };
             match conn.state {
@@ -668,8 +551,8 @@ impl Driver<'_> {
 
     /// Drops whatever is left when the close timeout expires.
     fn abandon_all<W: Workload>(&mut self, now: u64, w: &mut W) {
-        for idx in 0..self.conns.slots.len() {
-            if matches!(self.conns.slots.get(idx), Some(Some(_))) {
+        for idx in 0..self.conns.slot_count() {
+            if self.conns.contains(idx) {
                 self.end(idx, Some(Fault::CloseTimeout), now, w);
             }
         }

@@ -1,5 +1,5 @@
 //! corecast-load: a load generator for WebSocket servers on this machine (echo, broadcast,
-//! idle and connect modes). `main` only parses the command line and hands over to the
+//! idle, connect and chat modes). `main` only parses the command line and hands over to the
 //! coordinator, or, with the hidden `--worker W/N` flag, runs one worker process of a larger
 //! run. Only loopback targets are accepted; every run is bounded in connections and time.
 
@@ -7,15 +7,18 @@
 
 mod cli;
 mod conn;
+mod conns;
 mod coordinator;
 mod driver;
-mod frame;
-mod handshake;
 mod modes;
+mod order;
 mod procstat;
 mod report;
+mod rng;
 mod spawn;
+mod stamp;
 mod sys;
+mod workload;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -41,7 +44,7 @@ fn main() -> ExitCode {
 fn worker_main(cli: &cli::Cli, slot: cli::WorkerSlot) -> anyhow::Result<()> {
     let args = &cli.mode;
     let outcome = (|| {
-        args.validate()?;
+        modes::validate(args)?;
         let targets = cli::resolve_targets(&args.common().target)?;
         sys::raise_nofile_limit()?;
         coordinator::start_watchdog(

@@ -123,6 +123,47 @@ impl Merged {
     }
 }
 
+/// What the coordinator measured around the workers.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub processes: usize,
+    /// Number of server addresses.
+    pub targets: usize,
+    /// Server figures, when `--server-pid` was given.
+    pub server: Option<ServerFigures>,
+}
+
+/// The server process(es) between GO and the end of the measured phase (summed over pids).
+#[derive(Debug, Clone)]
+pub struct ServerFigures {
+    pub pids: Vec<u32>,
+    /// CPU seconds the server used during the measured phase.
+    pub cpu_secs: f64,
+    /// Seconds between the two CPU samples.
+    pub wall_secs: f64,
+    /// RSS before any connection was opened, in KiB.
+    pub rss_before_kib: u64,
+    /// RSS when the measured phase started (all connections open), in KiB.
+    pub rss_start_kib: u64,
+    /// RSS at the end of the measured phase (connections still open), in KiB.
+    pub rss_end_kib: u64,
+}
+
+impl ServerFigures {
+    /// `x` per server CPU-second (None without CPU time).
+    pub fn per_cpu_sec(&self, x: u64) -> Option<f64> {
+        (self.cpu_secs > 0.0).then(|| x as f64 / self.cpu_secs)
+    }
+}
+
+/// A mode's part of the result: JSON fields and human lines. `ok` is false when the run
+/// measured nothing useful (no connection, zero throughput) or saw errors.
+pub struct Summary {
+    pub fields: Map<String, Value>,
+    pub lines: Vec<String>,
+    pub ok: bool,
+}
+
 /// Percentiles of a latency histogram, in microseconds.
 pub fn latency_json(h: &Histogram<u64>) -> Value {
     if h.is_empty() {
@@ -191,17 +232,25 @@ pub fn per_sec(x: u64, secs: f64) -> f64 {
     }
 }
 
-/// All counters whose name is one of the error kinds, plus their total.
+/// All counters whose name is one of the error kinds, plus their total, and the refused
+/// upgrades by HTTP status (`handshake_status`, from the `status@CODE` counters; they are
+/// already in `handshake_rejected`).
 pub fn errors_json(m: &Merged, names: &[&str]) -> (Value, u64) {
     let mut map = Map::new();
     let mut total = 0;
+    let mut statuses = Map::new();
     for (k, v) in &m.counters {
         if names.contains(&k.as_str()) && *v > 0 {
             map.insert(k.clone(), json!(v));
             total += v;
+        } else if let Some(code) = k.strip_prefix("status@") {
+            statuses.insert(code.to_string(), json!(v));
         }
     }
     map.insert("total".into(), json!(total));
+    if !statuses.is_empty() {
+        map.insert("handshake_status".into(), Value::Object(statuses));
+    }
     if !m.notes.is_empty() {
         map.insert("first".into(), json!(m.notes));
     }

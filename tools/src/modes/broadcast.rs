@@ -9,18 +9,26 @@
 //! has queued, however it schedules its clients. `--send-rate` also paces sends. With several targets (servers), each server relays only
 //! among its own clients, so expected deliveries are summed per target.
 
-use super::{RunContext, Summary};
 use crate::cli::BroadcastArgs;
 use crate::conn::{ConnIo, ConnKey};
-use crate::driver::{Conns, DriverConfig, Workload};
-use crate::frame::OP_TEXT;
-use crate::report::{self, latency_json, latency_line, new_hist, record_ns, Merged, WorkerReport};
+use crate::conns::Conns;
+
+use crate::driver::DriverConfig;
+use crate::order::{Seen, SeqWindow};
+use crate::report::{
+    self, latency_json, latency_line, new_hist, record_ns, Merged, RunContext, Summary,
+    WorkerReport,
+};
+use crate::stamp::{self, Stamp};
 use crate::sys::monotonic_ns;
+use crate::workload::Workload;
+use anyhow::{bail, Result};
+use corecast::ws::DataKind;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-/// Header bytes at the start of every payload: 8 hex sender id, 16 hex sequence, 16 hex time.
-pub const MIN_PAYLOAD: usize = 40;
+/// Every payload starts with a stamp (sender id, sequence, send time).
+pub const MIN_PAYLOAD: usize = stamp::LEN;
 /// A sender whose window has been full this long writes off its unacknowledged messages
 /// (a server may drop messages for slow clients), in ns.
 const WINDOW_STALL_NS: u64 = 1_000_000_000;
@@ -33,49 +41,24 @@ const MAX_QUEUED_BYTES: usize = 1 << 20;
 /// Tick period for pacing and stall checks, in ns.
 const TICK_NS: u64 = 1_000_000;
 
-/// Ordering state of one (receiving connection, sender) pair.
-#[derive(Debug, Clone, Copy, Default)]
-struct PairState {
-    /// Next sequence expected (one past the highest seen).
-    next: u64,
-    /// Bit i set: sequence `next - 1 - i` was received (a 64-message reorder window).
-    seen: u64,
-}
-
-/// Verdict on one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    InOrder,
-    /// Arrived after a later sequence (first time).
-    Late,
-    Duplicate,
-}
-
-impl PairState {
-    fn observe(&mut self, seq: u64) -> Seen {
-        if seq >= self.next {
-            let shift = seq - self.next + 1;
-            self.seen = if shift >= 64 {
-                1
-            } else {
-                (self.seen << shift) | 1
-            };
-            // A gap is not yet a loss: the missing ones may still come (late).
-            self.next = seq + 1;
-            return Seen::InOrder;
-        }
-        let back = self.next - 1 - seq;
-        if back >= 64 {
-            return Seen::Late; // outside the window: counted late, cannot tell duplicates
-        }
-        let bit = 1u64 << back;
-        if self.seen & bit != 0 {
-            Seen::Duplicate
-        } else {
-            self.seen |= bit;
-            Seen::Late
-        }
+/// The mode's own limits.
+pub fn validate(a: &BroadcastArgs) -> Result<()> {
+    if a.senders == 0 || a.senders > 4096 {
+        bail!("--senders must be in 1..=4096");
     }
+    if a.size < MIN_PAYLOAD || a.size > 1 << 20 {
+        bail!("--size must be in {MIN_PAYLOAD}..=1048576 for broadcast");
+    }
+    if a.window == 0 {
+        bail!("--window must be at least 1");
+    }
+    if !(a.send_rate >= 0.0 && a.send_rate.is_finite()) {
+        bail!("--send-rate must be >= 0");
+    }
+    if !(0.0..=600.0).contains(&a.drain) {
+        bail!("--drain must be in [0, 600] seconds");
+    }
+    Ok(())
 }
 
 /// A sending connection. Invariant: `acked <= seq <= acked + window`.
@@ -120,7 +103,7 @@ pub struct Broadcast {
     /// Index into `senders` by sender id (usize::MAX: not in this worker).
     local_sender: Vec<usize>,
     /// Ordering state per connection key: `senders_total` entries each (empty: not tracked).
-    pairs: Vec<Vec<PairState>>,
+    pairs: Vec<Vec<SeqWindow>>,
     track_order: bool,
     running: bool,
     start_ns: u64,
@@ -153,7 +136,7 @@ impl Broadcast {
         payload[..MIN_PAYLOAD].fill(b'0');
         let k = a.senders as u64;
         // This worker's senders: global indices below K that it owns.
-        let mine = super::share(k, cfg.slot);
+        let mine = cfg.slot.share(k);
         Broadcast {
             senders_total: k,
             window: a.window as u64,
@@ -204,11 +187,16 @@ impl Broadcast {
     /// Sends the next message of sender `i` on `io`.
     fn send(&mut self, i: usize, io: &mut ConnIo<'_>, now_ns: u64) {
         let s = &mut self.senders[i];
-        encode_header(&mut self.payload, s.id, s.seq, now_ns);
+        Stamp {
+            sender: s.id,
+            counter: s.seq,
+            sent_ns: now_ns,
+        }
+        .write(&mut self.payload);
         let w = s.delivered.len() as u64;
         s.delivered[(s.seq % w) as usize] = 0;
         s.seq += 1;
-        io.send(OP_TEXT, &self.payload);
+        io.send(DataKind::Text, &self.payload);
         self.sent += 1;
         let t = (io.global % self.sent_per_target.len() as u64) as usize;
         self.sent_per_target[t] += 1;
@@ -223,7 +211,7 @@ impl Workload for Broadcast {
             self.pairs.resize_with(k + 1, Vec::new);
         }
         if self.track_order {
-            self.pairs[k] = vec![PairState::default(); self.senders_total as usize];
+            self.pairs[k] = vec![SeqWindow::default(); self.senders_total as usize];
         }
         let t = (io.global % self.open_per_target.len() as u64) as usize;
         self.open_per_target[t] += 1;
@@ -242,18 +230,13 @@ impl Workload for Broadcast {
         }
     }
 
-    fn on_data(
-        &mut self,
-        io: &mut ConnIo<'_>,
-        first: bool,
-        _fin: bool,
-        payload: &[u8],
-        now_ns: u64,
-    ) {
-        if !first {
-            return;
-        }
-        let Some((id, seq, ts)) = decode_header(payload) else {
+    fn on_message(&mut self, io: &mut ConnIo<'_>, _kind: DataKind, payload: &[u8], now_ns: u64) {
+        let Some(Stamp {
+            sender: id,
+            counter: seq,
+            sent_ns: ts,
+        }) = Stamp::read(payload)
+        else {
             self.foreign += 1;
             return;
         };
@@ -270,7 +253,7 @@ impl Workload for Broadcast {
             .and_then(|p| p.get_mut(id as usize))
             .map(|p| p.observe(seq))
         {
-            Some(Seen::InOrder) | None => self.unique += 1,
+            Some(Seen::InOrder { .. }) | None => self.unique += 1,
             Some(Seen::Late) => {
                 self.unique += 1;
                 self.late += 1;
@@ -411,45 +394,6 @@ impl Workload for Broadcast {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn put_hex(dst: &mut [u8], v: u64) {
-    let n = dst.len();
-    for (i, b) in dst.iter_mut().enumerate() {
-        *b = HEX[((v >> (4 * (n - 1 - i))) & 0xF) as usize];
-    }
-}
-
-fn get_hex(src: &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for &c in src {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u64::from(d);
-    }
-    Some(v)
-}
-
-/// Writes sender id, sequence and send time into the first `MIN_PAYLOAD` bytes.
-fn encode_header(p: &mut [u8], id: u32, seq: u64, ts_ns: u64) {
-    put_hex(&mut p[0..8], u64::from(id));
-    put_hex(&mut p[8..24], seq);
-    put_hex(&mut p[24..40], ts_ns);
-}
-
-/// (sender id, sequence, send time) from a payload, or None if it is not one of ours.
-fn decode_header(p: &[u8]) -> Option<(u32, u64, u64)> {
-    let h = p.get(..MIN_PAYLOAD)?;
-    Some((
-        get_hex(&h[0..8])? as u32,
-        get_hex(&h[8..24])?,
-        get_hex(&h[24..40])?,
-    ))
-}
-
 pub fn summarize(a: &BroadcastArgs, m: &Merged, ctx: &RunContext) -> Summary {
     let secs = m.run_secs;
     let deliveries = m.get("deliveries");
@@ -520,40 +464,5 @@ pub fn summarize(a: &BroadcastArgs, m: &Merged, ctx: &RunContext) -> Summary {
         fields,
         lines,
         ok: deliveries > 0 && m.get("foreign") == 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_round_trips() {
-        let mut p = vec![b'x'; 64];
-        encode_header(&mut p, 0xDEAD_BEEF, 123_456_789, u64::MAX - 5);
-        assert!(p.is_ascii());
-        assert_eq!(
-            decode_header(&p),
-            Some((0xDEAD_BEEF, 123_456_789, u64::MAX - 5))
-        );
-        assert_eq!(decode_header(b"hello"), None);
-        assert_eq!(decode_header(&[b'z'; 40]), None);
-    }
-
-    #[test]
-    fn pair_state_classifies_deliveries() {
-        let mut s = PairState::default();
-        assert_eq!(s.observe(0), Seen::InOrder);
-        assert_eq!(s.observe(1), Seen::InOrder);
-        assert_eq!(s.observe(1), Seen::Duplicate);
-        assert_eq!(s.observe(4), Seen::InOrder); // 2 and 3 missing so far
-        assert_eq!(s.observe(3), Seen::Late);
-        assert_eq!(s.observe(3), Seen::Duplicate);
-        assert_eq!(s.observe(2), Seen::Late);
-        assert_eq!(s.observe(5), Seen::InOrder);
-        assert_eq!(s.observe(1000), Seen::InOrder);
-        assert_eq!(s.observe(5), Seen::Late); // beyond the window
-        assert_eq!(s.observe(999), Seen::Late);
-        assert_eq!(s.observe(999), Seen::Duplicate);
     }
 }

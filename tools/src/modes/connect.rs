@@ -2,11 +2,15 @@
 //! close, the server's close, the server's FIN), then starts over. Measures completed cycles
 //! (handshakes) per second and the upgrade latency.
 
-use super::{RunContext, Summary};
 use crate::cli::ConnectArgs;
 use crate::conn::{ConnIo, ConnKey};
-use crate::driver::{Conns, Workload};
-use crate::report::{self, latency_json, latency_line, new_hist, record_ns, Merged, WorkerReport};
+use crate::conns::Conns;
+use crate::report::{
+    self, latency_json, latency_line, new_hist, record_ns, Merged, RunContext, Summary,
+    WorkerReport,
+};
+use crate::workload::Workload;
+use corecast::ws::DataKind;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -38,7 +42,7 @@ impl Workload for Connect {
         io.close();
     }
 
-    fn on_data(&mut self, _io: &mut ConnIo<'_>, _first: bool, _fin: bool, _p: &[u8], _now: u64) {}
+    fn on_message(&mut self, _io: &mut ConnIo<'_>, _kind: DataKind, _p: &[u8], _now: u64) {}
 
     fn on_closed(&mut self, _key: ConnKey, _global: u64, clean: bool, now_ns: u64) {
         if !clean {

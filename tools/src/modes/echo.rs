@@ -3,25 +3,38 @@
 //! second and round-trip time; a message's send time waits in a per-connection FIFO (echoes
 //! come back in order), so payloads carry no timestamp and any size works.
 
-use super::{RunContext, Summary};
 use crate::cli::EchoArgs;
 use crate::conn::{ConnIo, ConnKey};
-use crate::driver::{Conns, Workload};
-use crate::frame::{OP_BINARY, OP_TEXT};
-use crate::report::{self, latency_json, latency_line, new_hist, record_ns, Merged, WorkerReport};
+use crate::conns::Conns;
+use crate::report::{
+    self, latency_json, latency_line, new_hist, record_ns, Merged, RunContext, Summary,
+    WorkerReport,
+};
+use crate::workload::Workload;
+use anyhow::{bail, Result};
+use corecast::ws::DataKind;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::collections::VecDeque;
 
+/// The mode's own limits.
+pub fn validate(a: &EchoArgs) -> Result<()> {
+    if a.inflight == 0 || a.inflight > 1 << 16 {
+        bail!("--inflight must be in 1..=65536");
+    }
+    if a.size > 64 << 20 {
+        bail!("--size must be at most 64 MiB");
+    }
+    Ok(())
+}
+
 pub struct Echo {
     payload: Vec<u8>,
-    opcode: u8,
+    kind: DataKind,
     /// Messages in flight per connection. Always >= 1.
     depth: usize,
     /// Send times (monotonic ns) of messages in flight, per connection key, oldest first.
     sent_at: Vec<VecDeque<u64>>,
-    /// Bytes of the message being received, per connection key (fragmented echoes).
-    partial: Vec<usize>,
     running: bool,
     end_ns: u64,
     outstanding: u64,
@@ -42,10 +55,13 @@ impl Echo {
         let payload = (0..a.size).map(|i| b'a' + (i % 26) as u8).collect();
         Echo {
             payload,
-            opcode: if a.text { OP_TEXT } else { OP_BINARY },
+            kind: if a.text {
+                DataKind::Text
+            } else {
+                DataKind::Binary
+            },
             depth: a.inflight,
             sent_at: Vec::new(),
-            partial: Vec::new(),
             running: false,
             end_ns: 0,
             outstanding: 0,
@@ -59,7 +75,7 @@ impl Echo {
     }
 
     fn send_one(&mut self, io: &mut ConnIo<'_>, now_ns: u64) {
-        io.send(self.opcode, &self.payload);
+        io.send(self.kind, &self.payload);
         self.sent_at[io.key.0].push_back(now_ns);
         self.outstanding += 1;
         self.sent += 1;
@@ -71,34 +87,19 @@ impl Workload for Echo {
         let k = io.key.0;
         if self.sent_at.len() <= k {
             self.sent_at.resize_with(k + 1, VecDeque::new);
-            self.partial.resize(k + 1, 0);
         }
         self.sent_at[k].clear();
         self.sent_at[k].reserve(self.depth);
-        self.partial[k] = 0;
     }
 
-    fn on_data(
-        &mut self,
-        io: &mut ConnIo<'_>,
-        _first: bool,
-        fin: bool,
-        payload: &[u8],
-        now_ns: u64,
-    ) {
-        let k = io.key.0;
-        let Some(len) = self.partial.get_mut(k) else {
+    fn on_message(&mut self, io: &mut ConnIo<'_>, _kind: DataKind, payload: &[u8], now_ns: u64) {
+        let Some(in_flight) = self.sent_at.get_mut(io.key.0) else {
             return;
         };
-        *len += payload.len();
-        if !fin {
-            return;
-        }
-        let got = std::mem::take(len);
-        if got != self.payload.len() {
+        if payload.len() != self.payload.len() {
             self.wrong_size += 1;
         }
-        let Some(t) = self.sent_at[k].pop_front() else {
+        let Some(t) = in_flight.pop_front() else {
             self.unexpected += 1;
             return;
         };

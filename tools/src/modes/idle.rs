@@ -2,11 +2,11 @@
 //! traffic (pings are answered), then close. The figures are the connect rate and, from the
 //! coordinator's /proc samples, the server's memory per held connection.
 
-use super::{RunContext, Summary};
 use crate::cli::IdleArgs;
 use crate::conn::ConnIo;
-use crate::driver::Workload;
-use crate::report::{self, latency_json, latency_line, Merged, WorkerReport};
+use crate::report::{self, latency_json, latency_line, Merged, RunContext, Summary, WorkerReport};
+use crate::workload::Workload;
+use corecast::ws::DataKind;
 use serde_json::json;
 
 /// Holds connections; counts any data the server sends anyway.
@@ -18,8 +18,8 @@ pub struct Idle {
 impl Workload for Idle {
     fn on_open(&mut self, _io: &mut ConnIo<'_>, _now_ns: u64) {}
 
-    fn on_data(&mut self, _io: &mut ConnIo<'_>, _first: bool, fin: bool, _p: &[u8], _now: u64) {
-        self.unexpected += u64::from(fin);
+    fn on_message(&mut self, _io: &mut ConnIo<'_>, _kind: DataKind, _p: &[u8], _now: u64) {
+        self.unexpected += 1;
     }
 
     fn progress_count(&self) -> u64 {

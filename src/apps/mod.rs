@@ -1,0 +1,175 @@
+//! The applications corecast serves, composed into the one [`App`] the reactor runs: the
+//! router that sends each request path to its endpoint.
+//!
+//! Owns the path table, the per-connection state enum and the peer message enum; each
+//! endpoint's behaviour lives in its own module: `echo`, `broadcast`, `chat` (`/ws`) and
+//! `side` (`/`, `/health`, `/metrics`, `/api/…`), which routes before the WebSocket apps.
+//! Unknown paths get 404.
+
+pub mod broadcast;
+pub mod chat;
+pub mod echo;
+pub mod side;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::http::{RequestHead, Response, Status};
+use crate::hub::Slot;
+use crate::reactor::{self, App, ConnId, Cx, Decision, SharedFrame};
+use crate::ws::DataKind;
+use broadcast::Broadcast;
+use chat::conn::ChatConn;
+use chat::msg::ChatMsg;
+use chat::{Chat, ChatShared};
+use side::SideDoor;
+
+/// A connection's application state, inline in the reactor's connection (16 bytes; the chat
+/// state is boxed so that an idle `/echo` connection does not pay for it).
+#[derive(Debug)]
+pub enum ConnState {
+    /// On `/echo`.
+    Echo,
+    /// On `/broadcast`, at this slot of the worker's member group.
+    Broadcast(Slot),
+    /// On `/ws`.
+    Chat(Box<ChatConn>),
+    /// An HTTP request waiting for its answer (an API call at another worker).
+    Http,
+}
+
+/// What the workers' instances send each other.
+#[derive(Debug)]
+pub enum PeerMsg {
+    /// A `/broadcast` frame for this worker's members.
+    Broadcast(SharedFrame),
+    /// The chat service.
+    Chat(ChatMsg),
+}
+
+/// What every worker's applications share.
+#[derive(Debug)]
+pub struct AppShared {
+    /// The reactor's counters and gauges.
+    pub reactor: reactor::Shared,
+    /// The chat service's settings, counters and gauges.
+    pub chat: ChatShared,
+}
+
+impl AppShared {
+    /// For a server bound with `cfg`; the error is one line naming a bad setting.
+    pub fn new(cfg: Config, reactor: reactor::Shared) -> Result<Arc<Self>, String> {
+        let workers = cfg.workers;
+        Ok(Arc::new(Self {
+            reactor,
+            chat: ChatShared::new(Arc::new(cfg), workers)?,
+        }))
+    }
+}
+
+/// One worker's instance of the server's applications.
+#[derive(Debug)]
+pub struct Corecast {
+    shared: Arc<AppShared>,
+    broadcast: Broadcast,
+    chat: Chat,
+    side: SideDoor,
+}
+
+impl Corecast {
+    /// The applications for worker `worker`.
+    pub fn new(worker: usize, shared: &Arc<AppShared>) -> Self {
+        Self {
+            shared: shared.clone(),
+            broadcast: Broadcast::default(),
+            chat: Chat::new(worker, shared.clone()),
+            side: SideDoor::new(shared.clone()),
+        }
+    }
+}
+
+type AppCx<'a> = Cx<'a, ConnState, PeerMsg>;
+
+impl App for Corecast {
+    type Conn = ConnState;
+    type PeerMsg = PeerMsg;
+
+    fn on_request(
+        &mut self,
+        id: ConnId,
+        head: &RequestHead<'_>,
+        cx: &mut AppCx<'_>,
+    ) -> Decision<ConnState> {
+        match head.path {
+            p if side::is_side_path(p) => self.side.on_request(id, head, &mut self.chat, cx),
+            "/ws" => self.chat.on_request(id, head, cx),
+            "/echo" => Decision::Upgrade {
+                state: ConnState::Echo,
+                max_message: usize::MAX,
+            },
+            "/broadcast" => Decision::Upgrade {
+                state: ConnState::Broadcast(Slot(u32::MAX)),
+                max_message: usize::MAX,
+            },
+            _ => Decision::Respond(Response::text(Status::NOT_FOUND, "not found")),
+        }
+    }
+
+    fn on_body(
+        &mut self,
+        id: ConnId,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        cx: &mut AppCx<'_>,
+    ) -> Decision<ConnState> {
+        self.side.on_body(id, head, body, &mut self.chat, cx)
+    }
+
+    fn on_open(&mut self, id: ConnId, conn: &mut ConnState, cx: &mut AppCx<'_>) {
+        self.shared.chat.ws_open.fetch_add(1, Relaxed);
+        match conn {
+            ConnState::Broadcast(slot) => *slot = self.broadcast.join(id),
+            ConnState::Chat(c) => self.chat.on_open(id, c, cx),
+            ConnState::Echo | ConnState::Http => {}
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        id: ConnId,
+        conn: &mut ConnState,
+        kind: DataKind,
+        payload: &[u8],
+        cx: &mut AppCx<'_>,
+    ) {
+        match conn {
+            ConnState::Echo => echo::on_message(id, kind, payload, cx),
+            ConnState::Broadcast(_) => self.broadcast.on_message(kind, payload, cx),
+            ConnState::Chat(c) => self.chat.on_message(id, c, kind, payload, cx),
+            ConnState::Http => {}
+        }
+    }
+
+    fn on_close(&mut self, id: ConnId, conn: ConnState, cx: &mut AppCx<'_>) {
+        if !matches!(conn, ConnState::Http) {
+            self.shared.chat.ws_open.fetch_sub(1, Relaxed);
+        }
+        match conn {
+            ConnState::Echo | ConnState::Http => {}
+            ConnState::Broadcast(slot) => self.broadcast.leave(slot, cx),
+            ConnState::Chat(c) => self.chat.on_close(id, *c, cx),
+        }
+    }
+
+    fn on_peer(&mut self, msg: PeerMsg, cx: &mut AppCx<'_>) {
+        match msg {
+            PeerMsg::Broadcast(frame) => self.broadcast.on_peer(frame, cx),
+            PeerMsg::Chat(m) => self.chat.on_peer(m, cx),
+        }
+    }
+
+    fn on_tick(&mut self, cx: &mut AppCx<'_>) {
+        self.chat.on_tick(cx);
+    }
+}

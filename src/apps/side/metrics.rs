@@ -1,0 +1,141 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4, from the reactor's and the chat
+//! service's counters (summed over workers when scraped) and the fan-out latency histogram.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::super::chat::ChatShared;
+use crate::reactor::Shared;
+
+/// The whole exposition.
+pub fn render(reactor: &Shared, chat: &ChatShared) -> String {
+    let r = reactor.snapshot();
+    let c = |f: fn(&super::super::chat::ChatStats) -> &std::sync::atomic::AtomicU64| chat.sum(f);
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {v}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
+        }
+    };
+    metric(
+        "corecast_connections",
+        "gauge",
+        "Open WebSocket connections.",
+        &[("", chat.ws_open.load(Relaxed) as u64)],
+    );
+    metric(
+        "corecast_sockets",
+        "gauge",
+        "Open TCP connections in any phase (HTTP requests and WebSocket connections).",
+        &[("", reactor.open_connections() as u64)],
+    );
+    metric(
+        "corecast_rooms",
+        "gauge",
+        "Chat rooms that have members.",
+        &[("", chat.rooms_active.load(Relaxed) as u64)],
+    );
+    metric(
+        "corecast_handshakes_total",
+        "counter",
+        "WebSocket upgrade requests by outcome.",
+        &[
+            (r#"result="accepted",reason="ok""#, r.handshakes),
+            (r#"result="rejected",reason="capacity""#, r.over_limit),
+            (
+                r#"result="rejected",reason="rate_limit""#,
+                c(|s| &s.refused_rate),
+            ),
+            (
+                r#"result="rejected",reason="origin""#,
+                c(|s| &s.refused_origin),
+            ),
+            (r#"result="rejected",reason="auth""#, c(|s| &s.refused_auth)),
+            (
+                r#"result="rejected",reason="bad_request""#,
+                r.rejected + c(|s| &s.refused_request),
+            ),
+        ],
+    );
+    metric(
+        "corecast_messages_total",
+        "counter",
+        "WebSocket data messages received from clients (in) and queued to clients (out).",
+        &[
+            (r#"direction="in""#, r.messages_in),
+            (r#"direction="out""#, r.messages_out),
+        ],
+    );
+    metric(
+        "corecast_bytes_total",
+        "counter",
+        "Bytes read from and written to sockets.",
+        &[
+            (r#"direction="in""#, r.bytes_in),
+            (r#"direction="out""#, r.bytes_out),
+        ],
+    );
+    metric(
+        "corecast_deliveries_total",
+        "counter",
+        "Chat frames queued to recipients (one per recipient connection).",
+        &[("", c(|s| &s.deliveries))],
+    );
+    metric(
+        "corecast_slow_consumer_evictions_total",
+        "counter",
+        "Connections closed with 1008 because their send buffer was over the limit.",
+        &[("", r.slow_consumers)],
+    );
+    metric(
+        "corecast_rate_limited_total",
+        "counter",
+        "Refused for a rate: upgrade attempts per IP (connection), client messages (message).",
+        &[
+            (r#"kind="connection""#, c(|s| &s.refused_rate)),
+            (r#"kind="message""#, c(|s| &s.rate_limited_messages)),
+        ],
+    );
+    metric(
+        "corecast_timeouts_total",
+        "counter",
+        "Connections ended by a timeout (handshake, idle, close, write stall).",
+        &[("", r.timeouts)],
+    );
+    metric(
+        "corecast_protocol_errors_total",
+        "counter",
+        "Connections failed for a WebSocket protocol violation.",
+        &[("", r.protocol_errors)],
+    );
+    let h = chat.latency();
+    let _ = writeln!(
+        out,
+        "# HELP corecast_fanout_latency_seconds Chat fan-out latency: publish at the room's home to queued on the last local recipient, per worker delivery, since start.\n# TYPE corecast_fanout_latency_seconds summary"
+    );
+    for q in [0.5, 0.9, 0.99] {
+        let v = if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(q) as f64 / 1e6
+        };
+        let _ = writeln!(
+            out,
+            "corecast_fanout_latency_seconds{{quantile=\"{q}\"}} {v}"
+        );
+    }
+    let sum = h.mean() * h.len() as f64 / 1e6;
+    let _ = writeln!(out, "corecast_fanout_latency_seconds_sum {sum}");
+    let _ = writeln!(out, "corecast_fanout_latency_seconds_count {}", h.len());
+    let _ = writeln!(
+        out,
+        "# HELP corecast_uptime_seconds Seconds since the server started.\n# TYPE corecast_uptime_seconds gauge\ncorecast_uptime_seconds {}",
+        chat.started.elapsed().as_secs()
+    );
+    out
+}
