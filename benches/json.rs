@@ -1,5 +1,6 @@
 //! Parsing a chat command: simd-json (borrowed, in place) against serde_json, both into the
-//! same typed struct.
+//! same typed struct; then the chat layer's own `CommandParser` (simd-json tape, reused
+//! buffers, validation included) on the protocol's messages.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::Deserialize;
@@ -80,5 +81,44 @@ fn json(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, json);
+/// The chat layer's parser on protocol messages (parse + validate, no allocation once warm).
+fn chat_parser(c: &mut Criterion) {
+    use corecast::chat::command::{CommandParser, Limits};
+    let msgs = [
+        (
+            "chat_short",
+            r#"{"type":"chat","room":"lobby","content":"hello everyone","id":"c42"}"#.to_string(),
+        ),
+        (
+            "chat_1k",
+            format!(
+                r#"{{"type":"chat","room":"general","content":"{}","id":7}}"#,
+                "lorem ipsum ".repeat(85)
+            ),
+        ),
+        (
+            "private",
+            r#"{"type":"private","to":"user-1234","content":"hi \u00e9 there","id":9}"#.to_string(),
+        ),
+        (
+            "join_since",
+            r#"{"type":"room.join","room":"lobby","since":41,"id":1}"#.to_string(),
+        ),
+        (
+            "bad_request",
+            r#"{"type":"chat","room":"no spaces","content":"x","id":2}"#.to_string(),
+        ),
+    ];
+    let mut g = c.benchmark_group("chat_command_parser");
+    let mut parser = CommandParser::new(Limits::default());
+    for (name, msg) in msgs {
+        g.throughput(Throughput::Bytes(msg.len() as u64));
+        g.bench_with_input(BenchmarkId::new("CommandParser", name), &msg, |b, msg| {
+            b.iter(|| black_box(parser.parse(msg.as_bytes()).result.is_ok()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, json, chat_parser);
 criterion_main!(benches);

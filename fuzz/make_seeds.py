@@ -149,3 +149,102 @@ inf("distance-before-start", 0x04, 100, 0, [], b"a", [bytes([0x4b, 0x04, 0x12, 0
 # Corrupt, a puff-like reference with TooBig: the CI crash of 2026-12-01.
 inf("single-distance-code", 0x04, 0, 0, [], b"",
     [bytes.fromhex("05c0010900000080a0adf67f446a"), bytes.fromhex("05c0010900000080a0adf67f4469")])
+
+
+# chat_command: byte 0 picks the limits (bits 0-1: max content 2000/0/3/64 characters; bits
+# 2-3: history size 100/0/1/1000), then one client message.
+def cc(name, msg, cfg=0):
+    write("chat_command", name, bytes([cfg]) + (msg.encode() if isinstance(msg, str) else msg))
+
+
+cc("chat", '{"type":"chat","room":"backend","content":"hi","id":"c1"}')
+cc("chat-default-room", '{"type":"chat","content":"hi"}')
+cc("join-since", '{"type":"room.join","room":"backend","since":41,"id":7}')
+cc("join", '{"type":"room.join","room":"backend","since":null}')
+cc("leave", '{"type":"room.leave","room":"backend","id":"l"}')
+cc("private", '{"type":"private","to":"auth0|123","content":"hi","id":"p1"}')
+cc("typing", '{"type":"typing","room":"backend"}')
+cc("room-list", '{"type":"room.list","id":-3}')
+cc("user-list", '{"type":"user.list","room":"backend","id":1.5}')
+cc("history", '{"type":"history","room":"backend","limit":50}')
+cc("history-default-small", '{"type":"history","room":"backend"}', 0x04)
+cc("history-limit-1000", '{"type":"history","room":"backend","limit":1000}', 0x0c)
+cc("ping", '{"type":"ping"}')
+cc("escapes", r'{"ty\u0070e":"chat","content":"q\"b\\s\/n\nr\rt\tb\bf\fu\u0001\u001f\u2028\u2029\ud83d\ude00\u00e9 raw é😀𝄞","id":"i\"\u2028\ud834\udd1e"}')
+cc("unknown-fields-nested", '{"x":{"type":"chat","y":[1,{"z":[[[]]]}]},"type":"ping","n":-1.5e-3,"t":true,"f":false,"u":null}')
+cc("ids-float-exp", '{"type":"ping","id":1e300}')
+cc("ids-neg-zero", '{"type":"ping","id":-0}')
+cc("ids-u64-max", '{"type":"ping","id":18446744073709551615}')
+cc("ids-i64-min", '{"type":"ping","id":-9223372036854775808}')
+cc("whitespace", ' \t\r\n{ "type" : "ping" , "id" : "w" } \n')
+# bad_json
+cc("bad-json-empty", "")
+cc("bad-json-text", "hello")
+cc("bad-json-truncated", '{"type":"chat","content":"hi"')
+cc("bad-json-trailing", '{"type":"ping"}{}')
+cc("bad-json-array", '[{"type":"ping","id":1}]')
+cc("bad-json-string", '"ping"')
+cc("bad-json-lone-surrogate", r'{"type":"chat","content":"\ud800x","id":"s"}')
+cc("bad-json-lone-low-surrogate", r'{"type":"chat","content":"\udc00"}')
+cc("bad-json-invalid-utf8", b'{"type":"chat","content":"\xff\xfe","id":"u"}')
+cc("bad-json-raw-control", b'{"type":"chat","content":"a\tb"}')
+cc("bad-json-huge-int", '{"type":"ping","id":18446744073709551616}')
+cc("bad-json-huge-float", '{"type":"ping","id":1e400}')
+cc("bad-json-deep", "[" * 200 + "]" * 200)
+cc("bad-json-bom", b'\xef\xbb\xbf{"type":"ping"}')
+# bad_request
+cc("bad-request-no-type", '{"id":"x"}')
+cc("bad-request-type-number", '{"type":5,"id":"x"}')
+cc("bad-request-unknown-type", '{"type":"Chat","id":"x"}')
+cc("bad-request-id-bool", '{"type":"ping","id":true}')
+cc("bad-request-duplicate-id", '{"type":"ping","id":"a","id":"b"}')
+cc("bad-request-duplicate-type", '{"type":"ping","type":"ping","id":1}')
+cc("bad-request-room-missing", '{"type":"room.join","id":"j"}')
+cc("bad-request-room-invalid", '{"type":"chat","room":"a b","content":"hi"}')
+cc("bad-request-room-65", '{"type":"typing","room":"%s"}' % ("r" * 65))
+cc("bad-request-room-ill-typed", '{"type":"user.list","room":["general"]}')
+cc("bad-request-content-missing", '{"type":"chat","id":"c"}')
+cc("bad-request-content-empty", '{"type":"chat","content":""}')
+cc("bad-request-content-number", '{"type":"private","to":"v","content":1}')
+cc("bad-request-to-missing", '{"type":"private","content":"hi"}')
+cc("bad-request-to-control", r'{"type":"private","to":"a\nb","content":"hi"}')
+cc("bad-request-since-negative", '{"type":"room.join","room":"r","since":-1}')
+cc("bad-request-since-float", '{"type":"room.join","room":"r","since":1.0}')
+cc("bad-request-limit-zero", '{"type":"history","room":"r","limit":0,"id":2}')
+cc("bad-request-limit-over", '{"type":"history","room":"r","limit":101}')
+cc("bad-request-limit-string", '{"type":"history","room":"r","limit":"5"}')
+cc("bad-request-no-history", '{"type":"history","room":"r","limit":1}', 0x04)
+# too_long
+cc("too-long-2001", '{"type":"chat","content":"%s","id":"t"}' % ("a" * 2001))
+cc("too-long-emoji-2000-ok", '{"type":"chat","content":"%s"}' % ("😀" * 2000))
+cc("too-long-limit-3", '{"type":"private","to":"v","content":"\\u00e9\\u00e9\\u00e9\\u00e9","id":4}', 0x02)
+cc("too-long-limit-0", '{"type":"chat","content":"x"}', 0x01)
+
+
+# json_writer: byte 0 is the mode (0: text, 1: characters as 3-byte values, 2: a JSON document
+# for write_value).
+def jw(name, mode, data):
+    write("json_writer", name, bytes([mode]) + (data.encode() if isinstance(data, str) else data))
+
+
+def chars(*cps):
+    return b"".join(cp.to_bytes(3, "big") for cp in cps)
+
+
+jw("text-plain", 0, "hello world")
+jw("text-escapes", 0, 'q"b\\s/n\nr\rt\tb\bf\fnul\x00us\x1fdel\x7f\u2028\u2029\u2027\u202a é😀𝄞')
+jw("text-all-controls", 0, bytes(range(0x20)))
+jw("text-invalid-utf8", 0, b"a\xff\xfeb\xc3(\xe2\x80")
+jw("text-e2-prefixes", 0, "\u2020\u2028\u2190\u20ac\u2029".encode() + b"\xe2\x80")
+jw("text-empty", 0, b"")
+jw("chars-separators", 1, chars(0x2028, 0x2029, 0x22, 0x5C, 0x0, 0x1F, 0x7F, 0x10FFFF, 0x1F600, 0xFFFD))
+jw("chars-surrogates-skipped", 1, chars(0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0x41))
+jw("doc-nested", 2, '{"a":[1,-2,2.5,true,false,null,"x\\u2028\\n"],"b":{},"c":[],"d":{"e":{"f":[[],{}]}}}')
+jw("doc-numbers", 2, '[0,-0,1e2,1E-2,-1.5e300,5e-324,18446744073709551615,-9223372036854775808,0.1,1.0]')
+jw("doc-escapes", 2, r'{"k\"\\\/":"\u0000\u001f\ud83d\ude00\u00e9","\u2028":1}')
+jw("doc-duplicate-keys", 2, '{"a":1,"a":2}')
+jw("doc-lone-surrogate", 2, r'["\ud800"]')
+jw("doc-huge-int", 2, "[18446744073709551616]")
+jw("doc-deep", 2, "[" * 300 + "]" * 300)
+jw("doc-scalar", 2, '"just a string"')
+jw("doc-invalid", 2, "{oops")

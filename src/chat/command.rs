@@ -9,8 +9,8 @@
 //! service's decision.
 //!
 //! Rules, in the order they are checked:
-//! 1. Not JSON (including a lone UTF-16 surrogate escape), or not an object → `bad_json`,
-//!    without an id.
+//! 1. Not JSON (strictly: simd-json's leniencies are refused, see `tape.rs`), or not an
+//!    object → `bad_json`, without an id.
 //! 2. `id` that is neither a string, a number nor null, or given twice → `bad_request`,
 //!    without an id. Otherwise the id (if any) is echoed by every later error.
 //! 3. Any other protocol field (`type`, `room`, `content`, `to`, `since`, `limit`) given twice →
@@ -150,7 +150,8 @@ pub enum Command<'a> {
     History {
         /// Room whose history is asked for.
         room: &'a str,
-        /// Newest messages wanted: `1..=max_history`, default `min(50, max_history)`.
+        /// Newest messages wanted: `1..=max_history`, default `min(50, max_history)` (so 0
+        /// only when history is disabled; [`Command::write_json`] then omits it).
         limit: u32,
     },
     /// `{"type":"ping"}`, answered by `{"type":"pong"}`.
@@ -197,7 +198,11 @@ impl Command<'_> {
                 o.str("room", room);
             }
             Command::History { room, limit } => {
-                o.str("room", room).u64("limit", limit.into());
+                o.str("room", room);
+                // 0 only comes from the default with history disabled; it cannot be sent.
+                if limit > 0 {
+                    o.u64("limit", limit.into());
+                }
             }
             Command::RoomList | Command::Ping => {}
         }
@@ -281,15 +286,15 @@ impl CommandParser {
 
     /// Parses and validates one client text message.
     pub fn parse<'a>(&'a mut self, msg: &[u8]) -> Parsed<'a> {
-        if !tape::escapes_are_valid(msg) {
-            return Parsed::error(None, ErrorCode::BadJson, NOT_JSON);
-        }
         self.scratch.clear();
         self.scratch.extend_from_slice(msg);
         let mut tape: Tape<'a> = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let parsed = match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-            Ok(()) => parse_tape(&tape.0, &self.limits),
-            Err(_) => Parsed::error(None, ErrorCode::BadJson, NOT_JSON),
+        let is_json = simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape).is_ok()
+            && tape::make_strict(msg, &mut tape.0);
+        let parsed = if is_json {
+            parse_tape(&tape.0, &self.limits)
+        } else {
+            Parsed::error(None, ErrorCode::BadJson, NOT_JSON)
         };
         self.tape = tape.reset();
         parsed

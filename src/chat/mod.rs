@@ -7,6 +7,7 @@
 //! chat service built on top of this.
 //!
 //! - [`json`]: escaped strings, numbers, object/array builders, tape re-serialization.
+//! - [`tape`]: strict simd-json parsing (its 0.14.3 leniencies refused or repaired), fields.
 //! - [`time`]: RFC 3339 UTC timestamps with milliseconds.
 //! - [`validate`]: room names, user ids, development usernames, event types.
 //! - [`error`]: the protocol's error codes and a command's error.
@@ -18,7 +19,7 @@ pub mod api;
 pub mod command;
 pub mod error;
 pub mod json;
-mod tape;
+pub mod tape;
 pub mod time;
 pub mod validate;
 pub mod wire;

@@ -193,6 +193,12 @@ fn history_limits() {
         ok_with(none, r#"{"type":"history","room":"backend"}"#),
         h(0)
     );
+    // ... which round trips by leaving `limit` out.
+    let mut out = Vec::new();
+    h(0).write_json(None, &mut out);
+    assert_eq!(out, br#"{"type":"history","room":"backend"}"#);
+    let mut p = CommandParser::new(none);
+    assert_eq!(p.parse(&out).result, Ok(h(0)));
 }
 
 #[test]
@@ -247,6 +253,11 @@ fn ids_of_both_kinds() {
         id_of(r#"{"type":"ping","id":1e300}"#),
         num(Number::from_f64(1e300).unwrap())
     );
+    // simd-json 0.14.3 alone reads this as -3321835.387007764 (see chat::tape).
+    assert_eq!(
+        id_of(r#"{"type":"ping","id":-95555555.755555522337}"#),
+        num(Number::from_f64(-95_555_555.755_555_53).unwrap())
+    );
     assert_eq!(id_of(r#"{"type":"ping","id":null}"#), None);
     assert_eq!(id_of(r#"{"type":"ping"}"#), None);
 }
@@ -297,6 +308,14 @@ fn bad_json() {
         b"{\"type\":\"ping\",\"n\":01}",
         b"{\"type\":\"ping\",\"n\":NaN}",
         b"\xef\xbb\xbf{\"type\":\"ping\"}",
+        // simd-json alone would read these as {"type":"ping","id":12} and [..].
+        b"{\"type\":\"ping\",\"id\":12\x0034}",
+        b"{\"type\":\"ping\",\"id\":1844674407\x00\x00\x003709551615}",
+        b"{\"type\":\"ping\",\"x\":[true\x00,false]}",
+        b"{\"type\":\"ping\"}\x00",
+        // ... and these as {"type":"ping","id":1844674407370955161}.
+        b"{\"type\":\"ping\",\"id\":1844674407370955161A5}",
+        b"{\"type\":\"ping\",\"id\":1844674407370955161.5x}",
     ];
     for &msg in cases {
         assert_eq!(
@@ -754,4 +773,11 @@ fn owned_ids() {
     assert_eq!(owned.as_id(), id);
     let n = Id::Num(Number::from_i64(-1));
     assert_eq!(n.to_owned_id().as_id(), n);
+}
+
+#[test]
+fn a_parser_can_move_to_its_worker_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<CommandParser>();
+    assert_send::<OwnedId>();
 }
