@@ -36,8 +36,9 @@
 //!
 //! The JSON parser is simd-json's tape: it shows every key of the top-level object (so
 //! duplicates are seen, not silently merged) and skips nested values of ignored claims
-//! without building them. Before it runs, a linear scan checks every token of the text
-//! against RFC 8259 (simd-json alone is laxer; see `is_lexically_strict`).
+//! without building them. After it runs, `chat::tape::make_strict` holds the text to RFC 8259
+//! and replaces every number with Rust's exact parse (simd-json 0.14 alone is laxer: lone
+//! surrogates, control bytes or junk after long numbers, misread 19-digit floats).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -337,10 +338,12 @@ fn with_object<T>(
     part: &'static str,
     f: impl FnOnce(simd_json::tape::Object<'_, '_>) -> Result<T, JwtError>,
 ) -> Result<T, JwtError> {
-    if !is_lexically_strict(json) {
+    // simd-json parses in place; the strictness check needs the text as it came.
+    let original = json.to_vec();
+    let mut tape = simd_json::to_tape(json).map_err(|_| Malformed::Json(part))?;
+    if !crate::chat::tape::make_strict(&original, &mut tape.0) {
         return Err(Malformed::Json(part).into());
     }
-    let tape = simd_json::to_tape(json).map_err(|_| Malformed::Json(part))?;
     let value = tape.as_value();
     let Some(object) = value.as_object() else {
         return Err(Malformed::Json(part).into());
@@ -461,125 +464,6 @@ fn check_claims(json: &mut [u8], now: u64) -> Result<Claims, JwtError> {
             roles,
         })
     })
-}
-
-/// True when `json` is a sequence of valid RFC 8259 tokens: strings (no raw control
-/// characters, only the defined escapes, `\u` with four hex digits, surrogates only as
-/// high-low pairs), numbers (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`), `true`,
-/// `false`, `null`, the six structural characters and JSON whitespace (space, tab, LF, CR).
-/// A number or literal must be followed by whitespace, `,`, `]`, `}` or the end. The
-/// structure (nesting, commas, colons) is left to the parser.
-///
-/// simd-json 0.14 is laxer than RFC 8259 in three ways the `jwt` fuzz target found against
-/// serde_json: it reads a lone `\ud800` as U+0000, takes a control byte after a number for
-/// whitespace, and accepts junk such as `.5` after a number of 19 digits or more
-/// (`1700000000700000000.50.5`). This scan closes all three, and anything like them.
-fn is_lexically_strict(json: &[u8]) -> bool {
-    let mut i = 0;
-    while let Some(&b) = json.get(i) {
-        let next = match b {
-            b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'}' | b'[' | b']' | b',' | b':' => Some(i + 1),
-            b'"' => string_end(json, i + 1),
-            b'-' | b'0'..=b'9' => number_end(json, i),
-            b't' => literal_end(json, i, b"true"),
-            b'f' => literal_end(json, i, b"false"),
-            b'n' => literal_end(json, i, b"null"),
-            _ => None,
-        };
-        let Some(next) = next else {
-            return false;
-        };
-        if matches!(b, b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
-            && !matches!(
-                json.get(next),
-                None | Some(b' ' | b'\t' | b'\n' | b'\r' | b',' | b']' | b'}')
-            )
-        {
-            return false;
-        }
-        i = next;
-    }
-    true
-}
-
-/// The index after a literal `word` starting at `i`.
-fn literal_end(json: &[u8], i: usize, word: &[u8]) -> Option<usize> {
-    json.get(i..)?.starts_with(word).then_some(i + word.len())
-}
-
-/// The index after the number starting at `i`.
-fn number_end(json: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |json: &[u8], i: usize| {
-        json.get(i..).map_or(0, |rest| {
-            rest.iter().take_while(|b| b.is_ascii_digit()).count()
-        })
-    };
-    if json.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    match json.get(i) {
-        Some(b'0') => i += 1,
-        Some(b'1'..=b'9') => i += digits(json, i),
-        _ => return None,
-    }
-    if json.get(i) == Some(&b'.') {
-        let n = digits(json, i + 1);
-        if n == 0 {
-            return None;
-        }
-        i += 1 + n;
-    }
-    if matches!(json.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(json.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        let n = digits(json, i);
-        if n == 0 {
-            return None;
-        }
-        i += n;
-    }
-    Some(i)
-}
-
-/// The index after the closing quote of the string whose content starts at `i`.
-fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
-    fn hex4(json: &[u8], i: usize) -> Option<u32> {
-        let digits = json.get(i..i + 4)?;
-        if !digits.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
-    }
-    loop {
-        match *json.get(i)? {
-            b'"' => return Some(i + 1),
-            0..=0x1f => return None,
-            b'\\' => match *json.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' => {
-                    let cp = hex4(json, i + 2)?;
-                    i += 6;
-                    if (0xDC00..0xE000).contains(&cp) {
-                        return None;
-                    }
-                    if (0xD800..0xDC00).contains(&cp) {
-                        if json.get(i..i + 2)? != b"\\u" {
-                            return None;
-                        }
-                        let low = hex4(json, i + 2)?;
-                        if !(0xDC00..0xE000).contains(&low) {
-                            return None;
-                        }
-                        i += 6;
-                    }
-                }
-                _ => return None,
-            },
-            _ => i += 1,
-        }
-    }
 }
 
 #[cfg(test)]
