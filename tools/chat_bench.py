@@ -33,6 +33,8 @@ SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared"))
 ANCHORS = Path(os.environ.get("ANCHORS_OUT", "/tmp/corecast-anchors")) / "bin"
 OUT = ROOT / "target" / "chat-bench"
 SENDERS = 10
+COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                        text=True).stdout.strip()
 
 
 def log(*a):
@@ -110,18 +112,8 @@ def run_one(name, n, rate, duration, port):
             return None
         d = json.loads(lines[-1])
         with open(OUT / "results.jsonl", "a") as f:
-            f.write(json.dumps({"server": name, "n": n, "rate": rate, "result": d}) + "\n")
-        part = d.get("chat") or d.get("broadcast") or {}
-        lat = d.get("delivery_latency_us") or d.get("fanout_latency_us") or {}
-        return {
-            "per_cpu_s": part.get("deliveries_per_server_cpu_s") or 0.0,
-            "per_s": part.get("deliveries_per_s") or 0.0,
-            "p99_ms": (lat.get("p99") or 0) / 1000.0,
-            "lost": part.get("lost", 0),
-            "ooo": part.get("out_of_order", 0) + part.get("seq_gaps", 0),
-            "dup": part.get("duplicates", 0),
-            "cpu": (d.get("server") or {}).get("cpu_util"),
-        }
+            f.write(json.dumps({"server": name, "n": n, "rate": rate, "commit": COMMIT, "result": d}) + "\n")
+        return summarize(d)
     finally:
         srv.terminate()
         try:
@@ -129,6 +121,21 @@ def run_one(name, n, rate, duration, port):
         except subprocess.TimeoutExpired:
             srv.kill()
             srv.wait()
+
+
+def summarize(d):
+    """The figures of one load-tool result line."""
+    part = d.get("chat") or d.get("broadcast") or {}
+    lat = d.get("delivery_latency_us") or d.get("fanout_latency_us") or {}
+    return {
+        "per_cpu_s": part.get("deliveries_per_server_cpu_s") or 0.0,
+        "per_s": part.get("deliveries_per_s") or 0.0,
+        "p99_ms": (lat.get("p99") or 0) / 1000.0,
+        "lost": part.get("lost", 0),
+        "ooo": part.get("out_of_order", 0) + part.get("seq_gaps", 0),
+        "dup": part.get("duplicates", 0),
+        "cpu": (d.get("server") or {}).get("cpu_util") or 0.0,
+    }
 
 
 def med_range(xs):
@@ -150,7 +157,9 @@ def svg(results, sizes, path):
     """Two panels: deliveries per server CPU-second (log y) and p99 (log y), against room size."""
     import math
     W, H, PAD = 760, 300, 60
-    colors = {"corecast-chat": "#1f77b4", "corecast-broadcast": "#2ca02c", "gorilla-hub": "#d62728"}
+    # Drawn in this order: /broadcast wide and light under chat (the two nearly coincide).
+    colors = {"corecast-broadcast": "#98df8a", "gorilla-hub": "#d62728", "corecast-chat": "#1f77b4"}
+    widths = {"corecast-broadcast": 6, "gorilla-hub": 2, "corecast-chat": 2}
     xs = {n: PAD + i * (W / 2 - 2 * PAD) / max(1, len(sizes) - 1) for i, n in enumerate(sizes)}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
              '<rect width="100%" height="100%" fill="white"/>']
@@ -167,7 +176,10 @@ def svg(results, sizes, path):
         parts.append(f'<line x1="{ox + PAD}" y1="{PAD}" x2="{ox + PAD}" y2="{H - PAD}" stroke="black"/>')
         for e in range(math.ceil(lo), math.floor(hi) + 1):
             v = 10 ** e
-            label = f"{v:g}{unit}" if v < 1e3 else (f"{v / 1e3:g}k" if v < 1e6 else f"{v / 1e6:g}M")
+            if unit:
+                label = f"{v:g}{unit}" if v < 1e3 else f"{v / 1e3:g} s"
+            else:
+                label = f"{v:g}" if v < 1e3 else (f"{v / 1e3:g}k" if v < 1e6 else f"{v / 1e6:g}M")
             parts.append(f'<line x1="{ox + PAD - 4}" y1="{y(v):.1f}" x2="{ox + W / 2 - PAD}" y2="{y(v):.1f}" stroke="#ddd"/>')
             parts.append(f'<text x="{ox + PAD - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{label}</text>')
         for n in sizes:
@@ -181,7 +193,7 @@ def svg(results, sizes, path):
                     pts.append((ox + xs[n], y(m[0])))
             if pts:
                 d = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(pts))
-                parts.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"/>')
+                parts.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="{widths[name]}"/>')
                 for px, py in pts:
                     parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>')
     for i, (name, color) in enumerate(colors.items()):
@@ -199,6 +211,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--from-results", action="store_true",
+                    help="no runs: rebuild the table and plot from target/chat-bench/results.jsonl")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     servers = [s for s in a.servers.split(",") if s in SERVERS]
@@ -206,9 +220,20 @@ def main():
         log(f"no {ANCHORS / 'gorilla-hub'} (build ../shared/anchors/build.sh): skipping it")
         servers.remove("gorilla-hub")
     OUT.mkdir(parents=True, exist_ok=True)
+    if a.from_results:
+        results = {s: {} for s in servers}
+        for line in open(OUT / "results.jsonl"):
+            rec = json.loads(line)
+            if rec["server"] in results:
+                results[rec["server"]].setdefault(rec["n"], []).append(summarize(rec["result"]))
+        sizes = sorted({n for r in results.values() for n in r})
+        recs = [json.loads(l) for l in open(OUT / "results.jsonl")]
+        a.deliveries = max(r["rate"] * r["n"] for r in recs)
+        a.commit = recs[0].get("commit")
+        return report(a, sizes, results)
     (OUT / "results.jsonl").unlink(missing_ok=True)
     log("building corecast and corecast-load (release)")
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "corecast", "-p", "corecast-load"],
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "corecast", "-p", "corecast-load"],
                    cwd=ROOT, check=True)
     results = {s: {} for s in servers}
     port = 61500
@@ -222,8 +247,12 @@ def main():
                 if r:
                     log(f"n={n} round {rnd + 1} {name}: {r['per_cpu_s'] / 1e6:.2f}M/cpu-s "
                         f"{r['per_s'] / 1e3:.0f}k/s p99 {r['p99_ms']:.1f} ms lost {r['lost']} ooo {r['ooo']}")
-    rows = ["| members | msgs/s | corecast chat: deliveries per server CPU-s | vs /broadcast | vs gorilla hub | chat p99 | /broadcast p99 | gorilla p99 | chat lost / out of order |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    report(a, sizes, results)
+
+
+def report(a, sizes, results):
+    rows = ["| members | msgs/s | chat: deliveries/s | chat: per server CPU-s (server CPU) | vs /broadcast | vs gorilla hub | chat p99 | /broadcast p99 | gorilla p99 | gorilla: deliveries/s, lost | chat lost / out of order |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         chat = results.get("corecast-chat", {}).get(n, [])
         def ratios(other):
@@ -234,12 +263,19 @@ def main():
         fp = lambda m: "—" if m is None else f"{m[0]:.1f} ms"
         lost = sum(r["lost"] for r in chat if r)
         ooo = sum(r["ooo"] + r["dup"] for r in chat if r)
-        rows.append(f"| {n:,} | {max(1, a.deliveries // n):,} | {fmt_rate(med_range([r['per_cpu_s'] for r in chat if r]))} | "
+        cpu = med_range([r["cpu"] for r in chat if r])
+        gor = [r for r in results.get("gorilla-hub", {}).get(n, []) if r]
+        gor_rate = med_range([r["per_s"] for r in gor])
+        gor_txt = "—" if gor_rate is None else f"{gor_rate[0] / 1e3:.0f}k/s, {sum(r['lost'] for r in gor):,}"
+        chat_rate = med_range([r["per_s"] for r in chat if r])
+        rows.append(f"| {n:,} | {max(1, a.deliveries // n):,} | {fmt_rate(chat_rate)} | "
+                    f"{fmt_rate(med_range([r['per_cpu_s'] for r in chat if r]))} ({(cpu or (0,))[0] * 100:.0f} %) | "
                     f"{fmt_ratio(ratios('corecast-broadcast'))} | {fmt_ratio(ratios('gorilla-hub'))} | "
-                    f"{fp(p99('corecast-chat'))} | {fp(p99('corecast-broadcast'))} | {fp(p99('gorilla-hub'))} | {lost} / {ooo} |")
+                    f"{fp(p99('corecast-chat'))} | {fp(p99('corecast-broadcast'))} | {fp(p99('gorilla-hub'))} | "
+                    f"{gor_txt} | {lost} / {ooo} |")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = getattr(a, "commit", None) or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     table = (f"Run {stamp} at {commit}: {a.rounds} interleaved rounds, {a.duration} s measured each, "
              f"{a.deliveries:,} deliveries/s offered, 64-character messages, {SENDERS} senders; "
              f"one worker on CPU 0, load on CPU 1. Ratios are per server CPU-second, median (min–max) of the "
