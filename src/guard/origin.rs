@@ -24,6 +24,8 @@
 
 use std::net::Ipv6Addr;
 
+use super::trim_ows;
+
 /// The origin policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginPolicy {
@@ -188,19 +190,6 @@ impl OriginPolicy {
             }
         }
     }
-}
-
-/// `s` without leading and trailing spaces and tabs.
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
 }
 
 fn default_port(scheme: &str) -> Option<u16> {

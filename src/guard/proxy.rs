@@ -11,6 +11,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::trim_ows;
+
 /// A set of trusted proxy networks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
@@ -205,19 +207,6 @@ pub fn client_ip(
     x_real_ip
         .and_then(|v| parse_addr(trim_ows(v)))
         .unwrap_or(peer)
-}
-
-/// `s` without leading and trailing spaces and tabs (HTTP's OWS).
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
 }
 
 /// One forwarded address element (see [`client_ip`]), canonical.

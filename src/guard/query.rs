@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use super::trim_ows;
+
 /// A parameter that is present but unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
@@ -103,19 +105,6 @@ pub fn bearer(authorization: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(token).ok()
-}
-
-/// `s` without leading and trailing spaces and tabs.
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
 }
 
 /// Percent-decodes `s` (and `+` as space when `plus` is set), borrowing when nothing changes.

@@ -594,14 +594,7 @@ impl Chat {
                     }
                     None => json_error(Status::NOT_FOUND, "no such room"),
                 };
-                self.answer(
-                    http.worker,
-                    ChatMsg::Http {
-                        conn: http.conn,
-                        response,
-                    },
-                    cx,
-                );
+                self.answer_http(http, response, cx);
             }
             ChatMsg::UserUp { user, worker } => self.dir.up(user, worker),
             ChatMsg::UserDown { user, worker } => self.dir.down(&user, worker),
@@ -619,14 +612,7 @@ impl Chat {
                 let mut body = Vec::new();
                 api::write_delivered(&mut body, delivered);
                 let response = Response::json(Status::OK, body);
-                self.answer(
-                    http.worker,
-                    ChatMsg::Http {
-                        conn: http.conn,
-                        response,
-                    },
-                    cx,
-                );
+                self.answer_http(http, response, cx);
             }
             ChatMsg::Disconnect { user, http } => {
                 let n = self.dir.devices(&user);
@@ -638,14 +624,7 @@ impl Chat {
                 let mut body = Vec::new();
                 api::write_disconnected(&mut body, n);
                 let response = Response::json(Status::OK, body);
-                self.answer(
-                    http.worker,
-                    ChatMsg::Http {
-                        conn: http.conn,
-                        response,
-                    },
-                    cx,
-                );
+                self.answer_http(http, response, cx);
             }
             ChatMsg::Deliver {
                 room,
@@ -859,15 +838,7 @@ impl Chat {
         };
         let mut body = Vec::new();
         api::write_published(&mut body, delivered, seq);
-        let response = Response::json(Status::OK, body);
-        self.answer(
-            req.http.worker,
-            ChatMsg::Http {
-                conn: req.http.conn,
-                response,
-            },
-            cx,
-        );
+        self.answer_http(req.http, Response::json(Status::OK, body), cx);
     }
 
     /// Sends a room's frame to every worker holding members (this one by a direct call).
@@ -1197,6 +1168,18 @@ impl Chat {
         } else {
             cx.send_peer(worker, PeerMsg::Chat(msg));
         }
+    }
+
+    /// The answer to a deferred HTTP request, to the worker that holds it.
+    fn answer_http(&mut self, http: Addr, response: Response, cx: &mut ChatCx<'_>) {
+        self.answer(
+            http.worker,
+            ChatMsg::Http {
+                conn: http.conn,
+                response,
+            },
+            cx,
+        );
     }
 
     fn reply_json(&mut self, reply: &Reply, json: Vec<u8>, cx: &mut ChatCx<'_>) {

@@ -111,21 +111,6 @@ fn parse_room(name: &[u8]) -> Option<u32> {
     )
 }
 
-/// Appends `v` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
 /// Where a connection is in the protocol's setup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Setup {
@@ -311,7 +296,7 @@ impl Chat {
         self.msg.clear();
         self.msg
             .extend_from_slice(br#"{"type":"room.join","room":"room-"#);
-        push_decimal(&mut self.msg, u64::from(room));
+        corecast::chat::json::write_u64(&mut self.msg, u64::from(room));
         self.msg.extend_from_slice(br#"","id":""#);
         self.msg.extend_from_slice(JOIN_ID);
         self.msg.extend_from_slice(br#""}"#);
@@ -342,11 +327,11 @@ impl Chat {
         self.msg.clear();
         self.msg
             .extend_from_slice(br#"{"type":"chat","room":"room-"#);
-        push_decimal(&mut self.msg, u64::from(s.room));
+        corecast::chat::json::write_u64(&mut self.msg, u64::from(s.room));
         self.msg.extend_from_slice(br#"","content":""#);
         self.msg.extend_from_slice(&self.content);
         self.msg.extend_from_slice(br#"","id":"#);
-        push_decimal(&mut self.msg, counter);
+        corecast::chat::json::write_u64(&mut self.msg, counter);
         self.msg.push(b'}');
         io.send(DataKind::Text, &self.msg);
         self.c.sent += 1;
@@ -1157,7 +1142,7 @@ mod tests {
         }
         for v in [0u64, 7, 10, 99, 1234567890, u64::MAX] {
             let mut out = b"x".to_vec();
-            push_decimal(&mut out, v);
+            corecast::chat::json::write_u64(&mut out, v);
             assert_eq!(out, format!("x{v}").into_bytes());
         }
         assert_eq!(room_of(7, 3), 1);
