@@ -446,3 +446,24 @@ fn body_size_methods_and_paths() {
     amy.expect_nothing();
     assert_eq!(amy.chat("general", "x"), 2);
 }
+
+#[test]
+fn general_exists_before_anyone_connects() {
+    let server = Server::start(&["--api-key", KEY]);
+    // Nobody is connected: `general` still takes the publish into its order and history.
+    let ev = json!({"room":"general","type":"welcome-banner","data":{"text":"hello"}});
+    let (code, body, _) = api(server.addr, Some(KEY), "POST", "/api/publish", Some(&ev));
+    assert_eq!((code, body), (200, json!({"delivered":0,"seq":1})));
+    let (mut amy, _) = connect(server.addr, "amy");
+    let got = amy.ask_all(json!({"type":"room.join","room":"general","since":0}));
+    let h = got
+        .iter()
+        .find(|m| m["type"] == "history")
+        .expect("history");
+    assert_eq!(h["complete"], true);
+    let messages = h["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["type"], "welcome-banner");
+    assert_eq!(messages[0]["seq"], 1);
+    assert_eq!(amy.chat("general", "next"), 2);
+}

@@ -221,6 +221,16 @@ impl Chat {
             room_ttl: cfg.room_ttl.as_millis().min(u128::from(u32::MAX / 2)) as Millis,
             app: app.clone(),
         }
+        .with_general()
+    }
+
+    /// `general` always exists at its home, members or not (a publish to it takes a seq).
+    fn with_general(mut self) -> Self {
+        if home_of(GENERAL, self.workers) == self.me {
+            let general = self.general.clone();
+            self.rooms.get_or_create(&general, 0);
+        }
+        self
     }
 
     fn cfg(&self) -> &Config {
