@@ -10,6 +10,8 @@
 //!   door) and the path router.
 //! - [`config`]: the server's settings with their defaults.
 //! - [`guard`]: admission checks before an upgrade (client IP, rate limits, Origin, JWT).
+//! - [`relay`]: what joins nodes through Redis; so far its sans-IO parts (RESP2 codec, message
+//!   envelope).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod apps;
@@ -19,6 +21,7 @@ pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod reactor;
+pub mod relay;
 pub mod ws;
 
 pub use config::Config;
