@@ -240,9 +240,18 @@ impl<P> Ctx<P> {
         }
         let q = conn.out.get_or_insert_with(|| self.queues.get());
         let before = q.len();
-        let wd = &mut self.deflate;
-        let cd = conn.deflate.as_deref_mut();
-        q.push_owned(&mut self.bufs, |v| wd.encode_message(cd, kind, payload, v));
+        match conn.deflate.as_deref_mut() {
+            // The common case: no per-message compression check, a plain frame.
+            None => q.push_owned(&mut self.bufs, |v| {
+                encode_frame(v, kind.opcode(), 0, payload)
+            }),
+            Some(cd) => {
+                let wd = &mut self.deflate;
+                q.push_owned(&mut self.bufs, |v| {
+                    wd.encode_message(Some(cd), kind, payload, v)
+                });
+            }
+        }
         let added = q.len() - before;
         stats::add(&self.stats.messages_out, 1);
         if self.is_slow_consumer(key, conn, added) {

@@ -1,14 +1,316 @@
-//! The Redis relay: what joins several corecast nodes into one service (issue 9).
+//! The relay: many corecast nodes joined into one service through Redis.
 //!
-//! The relay thread will live here: one per node, owning the node's Redis connections (one
-//! subscriber, one for commands), driven by its own mio `Poll` with non-blocking, pipelined
-//! writes, and talking to the workers only through channels and their `mio::Waker`s. It must
-//! never be called from a worker, and nothing outside it talks to Redis.
+//! One thread per node (`thread.rs`) owns the node's two Redis connections — one for commands
+//! (pipelined), one for subscriptions — and talks to the workers only through channels: workers
+//! hand it [`RelayCmd`]s through a [`RelayHandle`] (a crossbeam sender and a `mio::Waker`; never
+//! blocking), and it hands back [`RelayEvent`]s through the workers' own inboxes (a [`Sink`]).
+//! What the commands mean — rooms, seqs, presence — is the chat service's business; the relay
+//! knows bytes, channels, replies and its connection state. The wire format is sans-IO:
+//! [`resp`] (RESP2) and [`envelope`] (the relay's message header).
 //!
-//! This part is sans-IO: [`resp`] encodes commands and decodes replies (RESP2) from bytes the
-//! caller reads, and [`envelope`] writes and parses the header the relay puts in front of every
-//! message it publishes or stores. Neither opens a socket, reads a clock or logs a payload, so
-//! both are tested byte for byte and fuzzed (`fuzz/fuzz_targets/{resp,relay_envelope}.rs`).
+//! Without `--redis-url` none of this exists: no thread, no handle, no code on the workers'
+//! paths.
 
 pub mod envelope;
+mod link;
 pub mod resp;
+mod thread;
+pub mod url;
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use hdrhistogram::Histogram;
+use mio::{Poll, Waker};
+
+pub use url::RedisUrl;
+
+/// The relay's settings.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Where Redis is.
+    pub url: RedisUrl,
+    /// This node's id (unique in the cluster).
+    pub node_id: String,
+    /// Commands kept while Redis is unreachable (the oldest are dropped beyond it).
+    pub backlog: usize,
+}
+
+/// A Lua script the relay loads on every (re)connect, so `EVALSHA` finds it.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Its source.
+    pub source: &'static str,
+    /// SHA-1 of the source, hex (what `EVALSHA` takes).
+    pub sha: String,
+}
+
+impl Script {
+    /// A script and its digest.
+    pub fn new(source: &'static str) -> Self {
+        use sha1::{Digest, Sha1};
+        let digest = Sha1::digest(source.as_bytes());
+        let sha = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self { source, sha }
+    }
+}
+
+/// What a worker asks of the relay.
+#[derive(Debug)]
+pub enum RelayCmd {
+    /// A RESP command (already encoded); its reply goes back as [`RelayEvent::Reply`] with
+    /// `token`. While Redis is down: kept in the backlog when `backlog`, else failed at once.
+    Command {
+        /// The encoded command (one or several, pipelined — then as many replies).
+        cmd: Vec<u8>,
+        /// Who gets the reply.
+        worker: usize,
+        /// The worker's correlation token.
+        token: u64,
+        /// Keep it while Redis is down and send it on reconnect (publishes).
+        backlog: bool,
+    },
+    /// A command whose reply nobody waits for (heartbeats, presence upkeep); errors are counted.
+    Quiet {
+        /// The encoded command.
+        cmd: Vec<u8>,
+        /// Keep it while Redis is down.
+        backlog: bool,
+    },
+    /// Subscribe this node to `channel` (idempotent); [`RelayEvent::Subscribed`] confirms it.
+    Subscribe {
+        /// The channel.
+        channel: Vec<u8>,
+        /// Who gets the confirmation.
+        worker: usize,
+        /// The worker's correlation token.
+        token: u64,
+    },
+    /// Unsubscribe this node from `channel`.
+    Unsubscribe {
+        /// The channel.
+        channel: Vec<u8>,
+    },
+}
+
+/// What the relay tells a worker.
+#[derive(Debug)]
+pub enum RelayEvent {
+    /// The reply to a [`RelayCmd::Command`]; `Err` when it could not be sent or its connection
+    /// failed before the reply came (it may or may not have run).
+    Reply {
+        /// The worker's token.
+        token: u64,
+        /// The reply.
+        reply: Result<resp::Reply, ()>,
+    },
+    /// A message published to a channel this node subscribes to.
+    Message {
+        /// The channel.
+        channel: Vec<u8>,
+        /// The published bytes.
+        payload: Vec<u8>,
+    },
+    /// A subscription is in place: messages published from now on arrive.
+    Subscribed {
+        /// The worker's token.
+        token: u64,
+        /// The channel.
+        channel: Vec<u8>,
+    },
+    /// Connected to Redis (again): every channel is subscribed again, the backlog sent.
+    Up,
+    /// Lost Redis: commands fail or wait in the backlog until [`RelayEvent::Up`].
+    Down,
+}
+
+/// The relay's connection state, as `/health` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RelayState {
+    /// No `--redis-url`.
+    Off = 0,
+    /// Connected.
+    Up = 1,
+    /// Configured, not connected (yet or any more).
+    Down = 2,
+}
+
+impl RelayState {
+    /// `off`, `up`, `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// The relay's counters (written by the relay thread or the workers, read by `/metrics`).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Messages published through Redis by this node.
+    pub published: AtomicU64,
+    /// Pub/sub messages received.
+    pub received: AtomicU64,
+    /// Commands dropped because the backlog was full.
+    pub dropped_backlog: AtomicU64,
+    /// Commands in flight when a connection failed (not resent).
+    pub dropped_in_flight: AtomicU64,
+    /// Envelopes that did not parse.
+    pub dropped_malformed: AtomicU64,
+    /// Times the connection was lost after being up.
+    pub reconnects: AtomicU64,
+    /// Commands waiting in the backlog now.
+    pub backlog: AtomicU64,
+    /// Error replies to commands nobody waited for.
+    pub command_errors: AtomicU64,
+}
+
+/// What the relay thread shares with everyone: state, counters, round-trip times.
+#[derive(Debug)]
+pub struct RelayShared {
+    state: AtomicU8,
+    /// Counters.
+    pub stats: RelayStats,
+    /// Command round trips, microseconds.
+    rtt: Mutex<Histogram<u64>>,
+}
+
+impl RelayShared {
+    fn new() -> Self {
+        Self {
+            state: AtomicU8::new(RelayState::Down as u8),
+            stats: RelayStats::default(),
+            rtt: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 2)
+                    .or_else(|_| Histogram::new(2))
+                    .unwrap_or_else(|_| unreachable!("valid histogram bounds")),
+            ),
+        }
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> RelayState {
+        match self.state.load(Relaxed) {
+            1 => RelayState::Up,
+            _ => RelayState::Down,
+        }
+    }
+
+    fn set_state(&self, s: RelayState) {
+        self.state.store(s as u8, Relaxed);
+    }
+
+    fn record_rtt(&self, d: Duration) {
+        if let Ok(mut h) = self.rtt.lock() {
+            let _ = h.record((d.as_micros() as u64).clamp(1, 60_000_000));
+        }
+    }
+
+    /// Round-trip quantiles in seconds (`None` before the first reply).
+    pub fn rtt_quantiles(&self, qs: &[f64]) -> Option<Vec<f64>> {
+        let h = self.rtt.lock().ok()?;
+        if h.is_empty() {
+            return None;
+        }
+        Some(
+            qs.iter()
+                .map(|&q| h.value_at_quantile(q) as f64 / 1e6)
+                .collect(),
+        )
+    }
+}
+
+/// Hands an event to a worker (into its inbox, waking it).
+pub type DeliverFn = Box<dyn Fn(usize, RelayEvent) + Send>;
+/// The worker that handles a channel's messages.
+pub type RouteFn = Box<dyn Fn(&[u8]) -> usize + Send>;
+
+/// How the relay reaches the workers: `deliver(worker, event)` (into the worker's inbox, waking
+/// it) and `route(channel)` (which worker handles messages of a channel).
+pub struct Sink {
+    /// Hands an event to a worker.
+    pub deliver: DeliverFn,
+    /// The worker for a channel's messages.
+    pub route: RouteFn,
+    /// Number of workers.
+    pub workers: usize,
+}
+
+/// The workers' side of the relay: send commands, read its state.
+#[derive(Debug, Clone)]
+pub struct RelayHandle {
+    tx: Sender<RelayCmd>,
+    waker: Arc<Waker>,
+    /// State and counters.
+    pub shared: Arc<RelayShared>,
+    /// This node's id.
+    pub node_id: Arc<str>,
+}
+
+impl RelayHandle {
+    /// Hands `cmd` to the relay thread (never blocks).
+    pub fn send(&self, cmd: RelayCmd) {
+        if self.tx.send(cmd).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// A relay whose thread has not started yet (the workers need the handle first).
+pub struct Relay {
+    cfg: RelayConfig,
+    poll: Poll,
+    inbox: crossbeam_channel::Receiver<RelayCmd>,
+    handle: RelayHandle,
+}
+
+impl Relay {
+    /// Prepares the relay (no connection yet).
+    pub fn new(cfg: RelayConfig) -> std::io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), thread::WAKER)?);
+        let (tx, inbox) = crossbeam_channel::unbounded();
+        let handle = RelayHandle {
+            tx,
+            waker,
+            shared: Arc::new(RelayShared::new()),
+            node_id: cfg.node_id.as_str().into(),
+        };
+        Ok(Self {
+            cfg,
+            poll,
+            inbox,
+            handle,
+        })
+    }
+
+    /// The handle the workers use.
+    pub fn handle(&self) -> RelayHandle {
+        self.handle.clone()
+    }
+
+    /// Starts the thread; it connects at once and runs until every handle is dropped.
+    pub fn start(
+        self,
+        sink: Sink,
+        scripts: Vec<Script>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let t = thread::RelayThread::new(
+            self.cfg,
+            self.poll,
+            self.inbox,
+            self.handle.shared.clone(),
+            sink,
+            scripts,
+        );
+        drop(self.handle);
+        std::thread::Builder::new()
+            .name("corecast-relay".into())
+            .spawn(move || t.run())
+    }
+}
