@@ -79,6 +79,35 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// Key for the HTTP API (`Authorization: Bearer KEY`); without it the API answers 403.
     pub api_key: Option<Secret>,
+
+    // ---- many nodes as one (`--redis-url`) -------------------------------------------------
+    /// `redis://[[user]:password@]host[:port][/db]`: joins this node to the others through
+    /// Redis. Default: none (the node runs alone, with no Redis code on its paths).
+    pub redis_url: Option<Secret>,
+    /// This node's id, unique in the cluster (`[A-Za-z0-9._:-]{1,64}`). Default: hostname-pid.
+    pub node_id: String,
+    /// Prefix of every Redis key and channel. Default: `corecast`.
+    pub redis_prefix: String,
+    /// Stored notifications kept per user (oldest dropped). Default: 100.
+    pub inbox_max: usize,
+    /// How long stored notifications are kept. Default: 7 days.
+    pub inbox_ttl: Duration,
+    /// Messages kept for Redis while it is unreachable (oldest dropped). Default: 10,000.
+    pub relay_backlog: usize,
+}
+
+/// `hostname-pid`, cut to what a node id may hold.
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        .take(48)
+        .collect();
+    let host = if host.is_empty() { "node".into() } else { host };
+    format!("{host}-{}", std::process::id())
 }
 
 /// A secret setting: never printed (`Debug` shows its length only).
@@ -124,6 +153,12 @@ impl Default for Config {
             allowed_origins: None,
             jwt_secret: None,
             api_key: None,
+            redis_url: None,
+            node_id: default_node_id(),
+            redis_prefix: "corecast".into(),
+            inbox_max: 100,
+            inbox_ttl: Duration::from_secs(7 * 24 * 3600),
+            relay_backlog: 10_000,
         }
     }
 }
@@ -152,6 +187,9 @@ pub enum ConfigError {
     /// An empty secret.
     #[error("{0} must not be empty")]
     EmptySecret(&'static str),
+    /// A node id or key prefix that cannot be used in keys and envelopes.
+    #[error("{0} must be 1-64 of A-Z a-z 0-9 . _ : -")]
+    BadName(&'static str),
 }
 
 /// Longest timeout the worker clock represents (wrapping u32 milliseconds, half range).
@@ -182,6 +220,7 @@ impl Config {
             ("write stall timeout", self.write_stall_timeout),
             ("drain timeout", self.drain_timeout),
             ("room ttl", self.room_ttl),
+            ("inbox ttl", self.inbox_ttl),
         ] {
             if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
                 return Err(ConfigError::BadTimeout(name));
@@ -212,9 +251,16 @@ impl Config {
             ("conn burst", u64::from(self.conn_burst), 1, 65_535),
             ("msg rate", u64::from(self.msg_rate), 1, 65_535),
             ("msg burst", u64::from(self.msg_burst), 1, 65_535),
+            ("inbox max", self.inbox_max as u64, 1, 1_000_000),
+            ("relay backlog", self.relay_backlog as u64, 1, 10_000_000),
         ] {
             if v < lo || v > hi {
                 return Err(ConfigError::OutOfRange(name, lo, hi));
+            }
+        }
+        for (name, v) in [("node id", &self.node_id), ("redis prefix", &self.redis_prefix)] {
+            if !crate::relay::envelope::is_node_id(v) {
+                return Err(ConfigError::BadName(name));
             }
         }
         for (name, s) in [("jwt secret", &self.jwt_secret), ("api key", &self.api_key)] {

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use corecast::apps::{AppShared, Corecast};
+use corecast::apps::chat::cluster::route;
+use corecast::apps::chat::msg::ChatMsg;
+use corecast::apps::{AppShared, Corecast, PeerMsg};
+use corecast::relay::{RedisUrl, Relay, RelayConfig, Sink};
 use corecast::config::Secret;
 use corecast::ws::deflate::CompressionMode;
 use corecast::{Config, Server};
@@ -144,6 +147,25 @@ struct Args {
     /// Enables the HTTP API (/api/...) with this key (Authorization: Bearer KEY).
     #[arg(long, env = "CORECAST_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+
+    /// Joins this node to others through Redis: redis://[[user]:password@]host[:port][/db].
+    #[arg(long, env = "CORECAST_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// This node's id, unique in the cluster. Default: hostname-pid.
+    #[arg(long, env = "CORECAST_NODE_ID")]
+    node_id: Option<String>,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "CORECAST_REDIS_PREFIX", default_value = "corecast")]
+    redis_prefix: String,
+    /// Stored notifications kept per user (relay on; oldest dropped).
+    #[arg(long, env = "CORECAST_INBOX_MAX", default_value_t = 100)]
+    inbox_max: usize,
+    /// How long stored notifications are kept.
+    #[arg(long, env = "CORECAST_INBOX_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+    inbox_ttl: Duration,
+    /// Messages kept for Redis while it is unreachable (oldest dropped).
+    #[arg(long, env = "CORECAST_RELAY_BACKLOG", default_value_t = 10_000)]
+    relay_backlog: usize,
 }
 
 fn parse_mode(s: &str) -> Result<CompressionMode, String> {
@@ -205,6 +227,12 @@ impl Args {
             allowed_origins: self.allowed_origins,
             jwt_secret: self.jwt_secret.map(Secret),
             api_key: self.api_key.map(Secret),
+            redis_url: self.redis_url.map(Secret),
+            node_id: self.node_id.unwrap_or(d.node_id),
+            redis_prefix: self.redis_prefix,
+            inbox_max: self.inbox_max,
+            inbox_ttl: self.inbox_ttl,
+            relay_backlog: self.relay_backlog,
         }
     }
 }
@@ -293,11 +321,44 @@ fn run() -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     let server = Server::bind(cfg.clone()).with_context(|| format!("binding {}", cfg.listen))?;
     let addr = server.local_addr();
-    let shared = AppShared::new(cfg.clone(), server.shared().clone())
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let relay = match &cfg.redis_url {
+        Some(url) => {
+            let url = RedisUrl::parse(&url.0)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: --redis-url: {e}"))?;
+            let relay = Relay::new(RelayConfig {
+                url,
+                node_id: cfg.node_id.clone(),
+                backlog: cfg.relay_backlog,
+            })
+            .context("starting the relay")?;
+            tracing::info!(node = %cfg.node_id, prefix = %cfg.redis_prefix, "relay on");
+            Some(relay)
+        }
+        None => None,
+    };
+    let shared = AppShared::new(
+        cfg.clone(),
+        server.shared().clone(),
+        relay.as_ref().map(Relay::handle),
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let app_shared = shared.clone();
     let handle = server
-        .start(move |worker| Corecast::new(worker, &shared))
+        .start(move |worker| Corecast::new(worker, &app_shared))
         .context("starting workers")?;
+    if let (Some(relay), Some((_, scripts))) = (relay, shared.relay.as_ref()) {
+        let to_workers = handle.sender();
+        let workers = to_workers.workers();
+        let prefix = cfg.redis_prefix.clone();
+        let sink = Sink {
+            deliver: Box::new(move |w, ev| {
+                let _ = to_workers.send(w, PeerMsg::Chat(ChatMsg::Relay(ev)));
+            }),
+            route: Box::new(move |channel| route(&prefix, workers, channel)),
+            workers,
+        };
+        relay.start(sink, scripts.all()).context("starting the relay")?;
+    }
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.
     let mut out = std::io::stdout();

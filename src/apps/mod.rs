@@ -22,7 +22,9 @@ use crate::ws::DataKind;
 use broadcast::Broadcast;
 use chat::conn::ChatConn;
 use chat::msg::ChatMsg;
+use chat::cluster::Scripts;
 use chat::{Chat, ChatShared};
+use crate::relay::{RelayHandle, RelayState};
 use side::SideDoor;
 
 /// A connection's application state, inline in the reactor's connection (16 bytes; the chat
@@ -49,22 +51,44 @@ pub enum PeerMsg {
 }
 
 /// What every worker's applications share.
-#[derive(Debug)]
 pub struct AppShared {
     /// The reactor's counters and gauges.
     pub reactor: reactor::Shared,
     /// The chat service's settings, counters and gauges.
     pub chat: ChatShared,
+    /// The relay (with `--redis-url`): its handle and the chat service's scripts.
+    pub relay: Option<(RelayHandle, Arc<Scripts>)>,
+}
+
+impl std::fmt::Debug for AppShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppShared")
+            .field("relay", &self.relay.as_ref().map(|(r, _)| r.node_id.clone()))
+            .finish()
+    }
 }
 
 impl AppShared {
-    /// For a server bound with `cfg`; the error is one line naming a bad setting.
-    pub fn new(cfg: Config, reactor: reactor::Shared) -> Result<Arc<Self>, String> {
+    /// For a server bound with `cfg`, joined to other nodes by `relay` when given; the error is
+    /// one line naming a bad setting.
+    pub fn new(
+        cfg: Config,
+        reactor: reactor::Shared,
+        relay: Option<RelayHandle>,
+    ) -> Result<Arc<Self>, String> {
         let workers = cfg.workers;
         Ok(Arc::new(Self {
             reactor,
             chat: ChatShared::new(Arc::new(cfg), workers)?,
+            relay: relay.map(|r| (r, Arc::new(Scripts::new()))),
         }))
+    }
+
+    /// The relay's state for `/health`: off, up or down.
+    pub fn relay_state(&self) -> RelayState {
+        self.relay
+            .as_ref()
+            .map_or(RelayState::Off, |(r, _)| r.shared.state())
     }
 }
 

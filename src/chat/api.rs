@@ -33,6 +33,9 @@ pub struct Publish {
 pub struct Notify {
     /// Target user id.
     pub user: String,
+    /// Keep it for the user's next connection when the user is connected nowhere (with the
+    /// relay on; default false).
+    pub store: bool,
     /// The event type.
     pub event_type: String,
     /// The `data` object as compact JSON (`{}` when absent).
@@ -82,6 +85,9 @@ pub enum ApiError {
     /// `id` is empty, over 128 bytes, or has control characters.
     #[error("id must be 1-128 bytes without control characters")]
     BadId,
+    /// `store` is not a boolean.
+    #[error("store must be true or false")]
+    NotBool,
 }
 
 impl ApiError {
@@ -125,9 +131,14 @@ pub fn parse_publish(body: &[u8]) -> Result<Publish, ApiError> {
 /// # Errors
 /// [`ApiError`] for a body that breaks the module's rules.
 pub fn parse_notify(body: &[u8]) -> Result<Notify, ApiError> {
-    with_fields(body, ["user", "type", "data"], |[user, kind, data]| {
+    with_fields(body, ["user", "type", "data", "store"], |[user, kind, data, store]| {
         Ok(Notify {
             user: user_id(user)?,
+            store: match store {
+                None | Some([Node::Static(StaticNode::Null), ..]) => false,
+                Some([Node::Static(StaticNode::Bool(b)), ..]) => *b,
+                Some(_) => return Err(ApiError::NotBool),
+            },
             event_type: event_type(kind)?,
             data: data_object(data)?,
         })
@@ -384,9 +395,17 @@ mod tests {
             parse_notify(br#"{"user":"auth0|1","type":"order.created","data":{"order":7}}"#),
             Ok(Notify {
                 user: "auth0|1".into(),
+                store: false,
                 event_type: "order.created".into(),
                 data: br#"{"order":7}"#.to_vec(),
             })
+        );
+        let stored = parse_notify(br#"{"user":"u","type":"t","store":true}"#).unwrap();
+        assert!(stored.store);
+        assert!(!parse_notify(br#"{"user":"u","type":"t","store":null}"#).unwrap().store);
+        assert_eq!(
+            parse_notify(br#"{"user":"u","type":"t","store":1}"#),
+            Err(ApiError::NotBool)
         );
         assert_eq!(
             parse_notify(br#"{"user":"u","type":"t"}"#).map(|n| n.data),

@@ -159,6 +159,36 @@ impl Server {
     }
 }
 
+/// Hands messages to the workers' `App::on_peer` from any thread (the relay's, the
+/// gateway's). Cheap to clone.
+pub struct WorkerSender<P> {
+    peers: Arc<[Peer<P>]>,
+}
+
+impl<P> Clone for WorkerSender<P> {
+    fn clone(&self) -> Self {
+        Self {
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+impl<P: Send + 'static> WorkerSender<P> {
+    /// Sends `msg` to worker `worker` and wakes it. False if there is no such worker or it has
+    /// exited.
+    pub fn send(&self, worker: usize, msg: P) -> bool {
+        match self.peers.get(worker) {
+            Some(p) => p.tx.send(Inbox::App(msg)).is_ok() && p.waker.wake().is_ok(),
+            None => false,
+        }
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.peers.len()
+    }
+}
+
 /// A running server.
 pub struct ServerHandle<P> {
     peers: Arc<[Peer<P>]>,
@@ -182,12 +212,10 @@ impl<P: Send + 'static> ServerHandle<P> {
         self.local_addr
     }
 
-    /// Hands `msg` to worker `worker`'s `App::on_peer` (from any thread). False if there is
-    /// no such worker or it has exited.
-    pub fn send(&self, worker: usize, msg: P) -> bool {
-        match self.peers.get(worker) {
-            Some(p) => p.tx.send(Inbox::App(msg)).is_ok() && p.waker.wake().is_ok(),
-            None => false,
+    /// A sender to the workers, for other threads.
+    pub fn sender(&self) -> WorkerSender<P> {
+        WorkerSender {
+            peers: self.peers.clone(),
         }
     }
 

@@ -236,6 +236,20 @@ impl Directory {
         }
     }
 
+    /// Every user homed here with their connections on this node.
+    pub fn users(&self) -> Vec<(Arc<str>, u64)> {
+        self.users
+            .iter()
+            .map(|(u, p)| {
+                let n = match p {
+                    Places::One(_, n) => u64::from(*n),
+                    Places::Many(v) => v.iter().map(|&(_, n)| u64::from(n)).sum(),
+                };
+                (u.clone(), n)
+            })
+            .collect()
+    }
+
     /// Connections of `user`, all workers.
     pub fn devices(&self, user: &str) -> u64 {
         match self.users.get(user) {

@@ -27,6 +27,7 @@
 //! frames are the reactor's.
 
 pub mod admission;
+pub mod cluster;
 pub mod conn;
 pub mod history;
 pub mod home;
@@ -186,6 +187,8 @@ pub struct Chat {
     targets: Vec<usize>,
     latency: Histogram<u64>,
     room_ttl: Millis,
+    /// The relay side, with `--redis-url`.
+    cluster: Option<cluster::Cluster>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -219,6 +222,9 @@ impl Chat {
             targets: Vec::with_capacity(workers),
             latency: new_histogram(),
             room_ttl: cfg.room_ttl.as_millis().min(u128::from(u32::MAX / 2)) as Millis,
+            cluster: app.relay.as_ref().map(|(relay, scripts)| {
+                cluster::Cluster::new(relay.clone(), cfg.redis_prefix.clone(), scripts.clone(), cfg)
+            }),
             app: app.clone(),
         }
         .with_general()
@@ -317,7 +323,12 @@ impl Chat {
         wire::welcome(&mut self.out, &uid, &c.name, [GENERAL]);
         self.send_out(id, cx);
         // Gathered after the join above reached general's home, so the list counts this user.
-        self.start_gather(Purpose::RoomList { conn: id, id: None }, cx);
+        // With the relay, the user's stored notifications come first (right after welcome).
+        if self.relay_up() {
+            self.relay_inbox(id, &uid);
+        } else {
+            self.start_gather(Purpose::RoomList { conn: id, id: None }, cx);
+        }
     }
 
     /// A `/ws` connection is gone: leave its rooms, tell its user's home.
@@ -559,11 +570,17 @@ impl Chat {
             ChatMsg::Join(req) => self.home_join(*req, cx),
             ChatMsg::Leave { room, user, worker } => self.home_leave(&room, &user, worker, cx),
             ChatMsg::Publish(req) => self.home_publish(*req, cx),
+            ChatMsg::Typing { room, user, frame } if self.relay_up() => {
+                self.relay_typing(&room, &user, &frame);
+            }
             ChatMsg::Typing { room, user, frame } => {
                 if self.rooms.get(&room).is_some() {
                     let mut out = outbound(frame);
                     self.deliver_room(&room, &mut out, Some(user), cx);
                 }
+            }
+            ChatMsg::UserList { room, reply } if self.relay_up() => {
+                self.relay_user_list(room, reply);
             }
             ChatMsg::UserList { room, reply } => {
                 self.out.clear();
@@ -577,24 +594,20 @@ impl Chat {
                 self.reply_json(&reply, json, cx);
                 self.reply_ack(&reply, cx);
             }
+            ChatMsg::History { room, limit, reply } if self.relay_up() => {
+                self.relay_history(room, limit, reply);
+            }
             ChatMsg::History { room, limit, reply } => {
-                self.out.clear();
-                match self.rooms.get(&room) {
-                    Some(r) => {
-                        let (messages, complete) = r.history.newest(limit as usize);
-                        wire::history(&mut self.out, &room, messages, complete);
-                    }
-                    None => wire::history(&mut self.out, &room, std::iter::empty::<&[u8]>(), true),
-                }
-                let json = self.out.clone();
-                self.reply_json(&reply, json, cx);
-                self.reply_ack(&reply, cx);
+                self.local_history_answer(&room, limit, &reply, cx);
             }
             ChatMsg::RoomsPart { worker, gather } => {
                 let rooms = self.rooms.with_members();
                 self.answer(worker, ChatMsg::RoomsReply { gather, rooms }, cx);
             }
             ChatMsg::ApiPublish(req) => self.home_api_publish(*req, cx),
+            ChatMsg::ApiRoomUsers { room, http } if self.relay_up() => {
+                self.relay_room_users(room, http);
+            }
             ChatMsg::ApiRoomUsers { room, http } => {
                 let response = match self.rooms.get(&room).filter(|r| r.user_count() > 0) {
                     Some(r) => {
@@ -606,8 +619,17 @@ impl Chat {
                 };
                 self.answer_http(http, response, cx);
             }
-            ChatMsg::UserUp { user, worker } => self.dir.up(user, worker),
-            ChatMsg::UserDown { user, worker } => self.dir.down(&user, worker),
+            ChatMsg::UserUp { user, worker } => {
+                self.dir.up(user.clone(), worker);
+                let n = self.dir.devices(&user);
+                self.relay_conn(&user, n);
+            }
+            ChatMsg::UserDown { user, worker } => {
+                self.dir.down(&user, worker);
+                let n = self.dir.devices(&user);
+                self.relay_conn(&user, n);
+            }
+            ChatMsg::Relay(ev) => self.on_relay(ev, cx),
             ChatMsg::Private(req) => self.home_private(*req, cx),
             ChatMsg::SenderCopy {
                 user,
@@ -616,13 +638,24 @@ impl Chat {
             } => {
                 self.deliver_user_everywhere(&user, &frame, Some(except), cx);
             }
-            ChatMsg::Notify { user, frame, http } => {
+            ChatMsg::Notify {
+                user,
+                frame,
+                http,
+                store,
+            } if self.relay_up() => {
+                self.relay_notify(user, frame, http, store);
+            }
+            ChatMsg::Notify { user, frame, http, .. } => {
                 let delivered = self.dir.devices(&user);
                 self.deliver_user_everywhere(&user, &frame, None, cx);
                 let mut body = Vec::new();
                 api::write_delivered(&mut body, delivered);
                 let response = Response::json(Status::OK, body);
                 self.answer_http(http, response, cx);
+            }
+            ChatMsg::Disconnect { user, http } if self.relay_up() => {
+                self.relay_disconnect(user, http);
             }
             ChatMsg::Disconnect { user, http } => {
                 let n = self.dir.devices(&user);
@@ -693,6 +726,7 @@ impl Chat {
     /// Expires empty rooms; publishes this worker's latency histogram.
     pub fn on_tick(&mut self, cx: &mut ChatCx<'_>) {
         self.rooms.expire(cx.now_ms(), self.room_ttl, GENERAL);
+        self.relay_tick(cx);
         if self.me == 0 {
             let shared = &self.app.chat;
             shared
@@ -708,20 +742,53 @@ impl Chat {
         }
     }
 
+    /// `history` from this node's ring.
+    fn local_history_answer(&mut self, room: &str, limit: u32, reply: &Reply, cx: &mut ChatCx<'_>) {
+        self.out.clear();
+        match self.rooms.get(room) {
+            Some(r) => {
+                let (messages, complete) = r.history.newest(limit as usize);
+                wire::history(&mut self.out, room, messages, complete);
+            }
+            None => wire::history(&mut self.out, room, std::iter::empty::<&[u8]>(), true),
+        }
+        let json = self.out.clone();
+        self.reply_json(reply, json, cx);
+        self.reply_ack(reply, cx);
+    }
+
     // ---- the home of rooms -----------------------------------------------------------------
 
     fn home_join(&mut self, req: JoinReq, cx: &mut ChatCx<'_>) {
         let now = cx.now_ms();
         let presence_max = self.cfg().presence_max_members;
         let room = self.rooms.get_or_create(&req.room, now);
-        let mut presence = false;
+        let mut first = false;
         if !req.rejoin {
-            let first = room.add(&req.user, req.reply.to.worker);
+            first = room.add(&req.user, req.reply.to.worker);
             if room.conn_count() == 1 {
                 self.app.chat.rooms_active.fetch_add(1, Relaxed);
             }
-            presence = first && room.user_count() <= presence_max;
         }
+        let presence = first && room.user_count() <= presence_max;
+        if self.relay_up() {
+            // Redis answers (and sends the presence notice to every node).
+            return self.relay_join(req, first, cx);
+        }
+        if presence {
+            self.out.clear();
+            wire::presence_join(&mut self.out, &req.room, &req.user);
+            let mut out = Outbound::new(DataKind::Text, &self.out);
+            self.deliver_room(&req.room, &mut out, Some(req.user.clone()), cx);
+        }
+        self.local_join_answer(req, cx);
+    }
+
+    /// Answers a join from this node's own state (no relay, or Redis unreachable).
+    fn local_join_answer(&mut self, req: JoinReq, cx: &mut ChatCx<'_>) {
+        let Some(room) = self.rooms.get(&req.room) else {
+            return;
+        };
         let mut replies = Vec::new();
         if let Some(since) = req.since {
             let mut json = Vec::new();
@@ -738,12 +805,6 @@ impl Chat {
             let mut json = Vec::new();
             wire::ack(&mut json, &id.as_id());
             replies.push(json);
-        }
-        if presence {
-            self.out.clear();
-            wire::presence_join(&mut self.out, &req.room, &req.user);
-            let mut out = Outbound::new(DataKind::Text, &self.out);
-            self.deliver_room(&req.room, &mut out, Some(req.user.clone()), cx);
         }
         if !(req.on_connect && replies.is_empty()) {
             let to = req.reply.to;
@@ -773,10 +834,20 @@ impl Chat {
         };
         let had = room.conn_count();
         let gone = room.remove(user, worker, now);
-        if had > 0 && room.conn_count() == 0 {
+        let empty = had > 0 && room.conn_count() == 0;
+        let users_now = room.user_count();
+        if empty {
             self.app.chat.rooms_active.fetch_sub(1, Relaxed);
         }
-        if gone && room.user_count() < presence_max {
+        if self.cluster.is_some() {
+            // Redis sends the presence notice to every node (after an outage too: the leave
+            // waits in the relay's backlog).
+            self.relay_leave(room_name, user, gone, empty);
+            if self.relay_up() {
+                return;
+            }
+        }
+        if gone && users_now < presence_max {
             self.out.clear();
             wire::presence_leave(&mut self.out, room_name, user);
             let mut out = Outbound::new(DataKind::Text, &self.out);
@@ -785,6 +856,14 @@ impl Chat {
     }
 
     fn home_publish(&mut self, req: PublishReq, cx: &mut ChatCx<'_>) {
+        if self.relay_up() {
+            return self.relay_publish(req, cx);
+        }
+        self.local_publish(req, cx);
+    }
+
+    /// Orders and delivers a chat here (no relay, or Redis unreachable).
+    fn local_publish(&mut self, req: PublishReq, cx: &mut ChatCx<'_>) {
         let unix_ms = cx.unix_ms();
         let Some(room) = self.rooms.get_mut(&req.room) else {
             // The sender's join reached this home before its message: cannot happen unless
@@ -821,6 +900,13 @@ impl Chat {
     }
 
     fn home_api_publish(&mut self, req: ApiPublishReq, cx: &mut ChatCx<'_>) {
+        if self.relay_up() {
+            return self.relay_api_publish(req, cx);
+        }
+        self.local_api_publish(req, cx);
+    }
+
+    fn local_api_publish(&mut self, req: ApiPublishReq, cx: &mut ChatCx<'_>) {
         let unix_ms = cx.unix_ms();
         let (delivered, seq) = match self.rooms.get_mut(&req.room) {
             // "0 for a room with no members; the room is not created."
@@ -887,6 +973,14 @@ impl Chat {
     // ---- the home of users -----------------------------------------------------------------
 
     fn home_private(&mut self, req: PrivateReq, cx: &mut ChatCx<'_>) {
+        if self.relay_up() {
+            return self.relay_private(req, cx);
+        }
+        self.local_private(req, cx);
+    }
+
+    /// A private message to the connections this node holds.
+    fn local_private(&mut self, req: PrivateReq, cx: &mut ChatCx<'_>) {
         let devices = self.dir.devices(&req.to);
         if devices == 0 {
             return self.reply_error(
@@ -1003,6 +1097,17 @@ impl Chat {
     }
 
     fn start_gather(&mut self, purpose: Purpose, cx: &mut ChatCx<'_>) {
+        if self.relay_up() {
+            return self.relay_rooms(match purpose {
+                Purpose::RoomList { conn, id } => cluster::RoomsFor::Conn(conn, id),
+                Purpose::ApiRooms { conn } => cluster::RoomsFor::Api(conn),
+            });
+        }
+        self.start_local_gather(purpose, cx);
+    }
+
+    /// The rooms with members on this node, from every worker.
+    fn start_local_gather(&mut self, purpose: Purpose, cx: &mut ChatCx<'_>) {
         let gather = self.next_gather;
         self.next_gather += 1;
         self.gathers.insert(
@@ -1104,6 +1209,7 @@ impl Chat {
         let frame = Outbound::new(DataKind::Text, &self.out).frame().clone();
         let msg = ChatMsg::Notify {
             user: n.user.as_str().into(),
+            store: n.store,
             frame,
             http: Addr {
                 worker: self.me,

@@ -161,14 +161,14 @@ pub enum ChatMsg {
     },
 
     // ---- to a user's home -----------------------------------------------------------------
-    /// `worker` now holds a connection of `user` (its first there).
+    /// `worker` opened a connection of `user`.
     UserUp {
         /// The user.
         user: Arc<str>,
         /// The worker.
         worker: usize,
     },
-    /// `worker` no longer holds any connection of `user`.
+    /// A connection of `user` on `worker` closed.
     UserDown {
         /// The user.
         user: Arc<str>,
@@ -190,6 +190,8 @@ pub enum ChatMsg {
     Notify {
         /// The user.
         user: Arc<str>,
+        /// Keep it for the user's next connection if connected nowhere (relay on).
+        store: bool,
         /// The notification.
         frame: SharedFrame,
         /// The waiting HTTP request.
@@ -253,6 +255,8 @@ pub enum ChatMsg {
         /// Its rooms.
         rooms: Vec<(Arc<str>, u32)>,
     },
+    /// From the relay thread.
+    Relay(crate::relay::RelayEvent),
     /// The answer to a deferred HTTP request.
     Http {
         /// The waiting connection.

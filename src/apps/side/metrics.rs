@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::super::chat::ChatShared;
 use crate::reactor::Shared;
+use crate::relay::RelayShared;
 
 /// The whole exposition.
-pub fn render(reactor: &Shared, chat: &ChatShared) -> String {
+pub fn render(reactor: &Shared, chat: &ChatShared, relay: Option<&RelayShared>) -> String {
     let r = reactor.snapshot();
     let c = |f: fn(&super::super::chat::ChatStats) -> &std::sync::atomic::AtomicU64| chat.sum(f);
     let mut out = String::with_capacity(4096);
@@ -132,6 +133,68 @@ pub fn render(reactor: &Shared, chat: &ChatShared) -> String {
     let sum = h.mean() * h.len() as f64 / 1e6;
     let _ = writeln!(out, "corecast_fanout_latency_seconds_sum {sum}");
     let _ = writeln!(out, "corecast_fanout_latency_seconds_count {}", h.len());
+    if let Some(r) = relay {
+        let st = &r.stats;
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {v}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
+            }
+        };
+        metric(
+            "corecast_relay_up",
+            "gauge",
+            "1 while the relay is connected to Redis.",
+            &[("", u64::from(r.state() == crate::relay::RelayState::Up))],
+        );
+        metric(
+            "corecast_relay_published_total",
+            "counter",
+            "Room messages this node sent to Redis to be ordered and published.",
+            &[("", st.published.load(Relaxed))],
+        );
+        metric(
+            "corecast_relay_received_total",
+            "counter",
+            "Pub/sub messages this node received from Redis.",
+            &[("", st.received.load(Relaxed))],
+        );
+        metric(
+            "corecast_relay_dropped_total",
+            "counter",
+            "Relay messages dropped: backlog full while Redis was down, in flight when a connection failed, malformed envelopes.",
+            &[
+                (r#"reason="backlog_full""#, st.dropped_backlog.load(Relaxed)),
+                (r#"reason="in_flight""#, st.dropped_in_flight.load(Relaxed)),
+                (r#"reason="malformed""#, st.dropped_malformed.load(Relaxed)),
+            ],
+        );
+        metric(
+            "corecast_relay_reconnects_total",
+            "counter",
+            "Times the connection to Redis was lost after being up.",
+            &[("", st.reconnects.load(Relaxed))],
+        );
+        metric(
+            "corecast_relay_backlog",
+            "gauge",
+            "Commands waiting for Redis to come back.",
+            &[("", st.backlog.load(Relaxed))],
+        );
+        let qs = [0.5, 0.9, 0.99];
+        let _ = writeln!(
+            out,
+            "# HELP corecast_relay_rtt_seconds Redis command round trips (pipelined), since start.\n# TYPE corecast_relay_rtt_seconds summary"
+        );
+        let values = r.rtt_quantiles(&qs).unwrap_or_else(|| vec![0.0; qs.len()]);
+        for (q, v) in qs.iter().zip(values) {
+            let _ = writeln!(out, "corecast_relay_rtt_seconds{{quantile=\"{q}\"}} {v}");
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP corecast_uptime_seconds Seconds since the server started.\n# TYPE corecast_uptime_seconds gauge\ncorecast_uptime_seconds {}",

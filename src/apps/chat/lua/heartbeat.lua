@@ -1,0 +1,43 @@
+-- This node is alive; nodes silent for longer than ARGV[2] ms are removed and their members
+-- and connections taken out of the counts, with presence notices.
+-- KEYS[1] nodes (zset node -> last beat, ms); ARGV[1] this node, ARGV[2] expiry ms,
+-- ARGV[3] key prefix, ARGV[4] presence max, ARGV[5] envelope header of a presence notice
+-- before the room (see leave below), built per member here.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+local p = ARGV[3]
+for _, node in ipairs(dead) do
+  if node ~= ARGV[1] then
+    local rm = p .. ':node:' .. node .. ':rm'
+    for _, m in ipairs(redis.call('SMEMBERS', rm)) do
+      local nl = string.find(m, '\n', 1, true)
+      local room, user = string.sub(m, 1, nl - 1), string.sub(m, nl + 1)
+      local members = p .. ':members:' .. room
+      if redis.call('HINCRBY', members, user, -1) <= 0 then
+        redis.call('HDEL', members, user)
+        if redis.call('HINCRBY', p .. ':rooms', room, -1) <= 0 then
+          redis.call('HDEL', p .. ':rooms', room)
+        end
+        if redis.call('HLEN', members) < tonumber(ARGV[4]) then
+          local esc = string.gsub(user, '[^!-$&-~]', function(c) return string.format('%%%02X', string.byte(c)) end)
+          local json = '{"type":"room.leave","room":' .. cjson.encode(room) .. ',"from":"system","user":' ..
+            cjson.encode(user) .. ',"content":' .. cjson.encode(user .. ' left') .. '}'
+          redis.call('PUBLISH', p .. ':room:' .. room, ARGV[5] .. room .. ' ' .. esc .. '\n' .. json)
+        end
+      end
+    end
+    redis.call('DEL', rm)
+    local conns = p .. ':node:' .. node .. ':conns'
+    local kv = redis.call('HGETALL', conns)
+    for i = 1, #kv, 2 do
+      if redis.call('HINCRBY', p .. ':conns', kv[i], -tonumber(kv[i + 1])) <= 0 then
+        redis.call('HDEL', p .. ':conns', kv[i])
+      end
+    end
+    redis.call('DEL', conns)
+    redis.call('ZREM', KEYS[1], node)
+  end
+end
+return #dead

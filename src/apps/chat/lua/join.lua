@@ -1,0 +1,28 @@
+-- A join: registers the user in the room for this node (when ARGV[7] is 1), publishes the
+-- presence notice when it is the user's first node in the room, and answers what the joiner
+-- needs: the room's seq, its users, and its history after ARGV[8] (-1: none).
+-- KEYS[1] members (user -> nodes), KEYS[2] rooms (room -> users), KEYS[3] this node's
+-- memberships, KEYS[4] seq, KEYS[5] hist
+-- ARGV[1] room, ARGV[2] user, ARGV[3] membership key, ARGV[4] presence max, ARGV[5] room
+-- channel, ARGV[6] presence envelope, ARGV[7] register, ARGV[8] since
+if ARGV[7] == '1' and redis.call('SADD', KEYS[3], ARGV[3]) == 1 then
+  if redis.call('HINCRBY', KEYS[1], ARGV[2], 1) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+    if redis.call('HLEN', KEYS[1]) <= tonumber(ARGV[4]) then
+      redis.call('PUBLISH', ARGV[5], ARGV[6])
+    end
+  end
+  redis.call('PERSIST', KEYS[4])
+  redis.call('PERSIST', KEYS[5])
+end
+local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
+local users = redis.call('HKEYS', KEYS[1])
+local since = tonumber(ARGV[8])
+if since < 0 then
+  return {seq, users, 0, {}}
+end
+local len = redis.call('LLEN', KEYS[5])
+local first = seq - len + 1
+local from = since + 1
+if since > seq or from < first then from = first end
+return {seq, users, first, redis.call('LRANGE', KEYS[5], from - first, -1)}
