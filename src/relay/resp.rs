@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_LINE: usize = 64 << 10;
 
 /// Elements reserved up front for an array, at most (the rest grow as they arrive): a
 /// declared length costs memory only once the elements are there.
-const MAX_PREALLOC: usize = 1024;
+const MAX_PREALLOC: usize = 16;
 /// The shortest element on the wire: `+\r\n`.
 const MIN_ELEMENT_LEN: usize = 3;
 
