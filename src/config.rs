@@ -258,7 +258,10 @@ impl Config {
                 return Err(ConfigError::OutOfRange(name, lo, hi));
             }
         }
-        for (name, v) in [("node id", &self.node_id), ("redis prefix", &self.redis_prefix)] {
+        for (name, v) in [
+            ("node id", &self.node_id),
+            ("redis prefix", &self.redis_prefix),
+        ] {
             if !crate::relay::envelope::is_node_id(v) {
                 return Err(ConfigError::BadName(name));
             }

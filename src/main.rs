@@ -11,8 +11,8 @@ use clap::Parser;
 use corecast::apps::chat::cluster::route;
 use corecast::apps::chat::msg::ChatMsg;
 use corecast::apps::{AppShared, Corecast, PeerMsg};
-use corecast::relay::{RedisUrl, Relay, RelayConfig, Sink};
 use corecast::config::Secret;
+use corecast::relay::{RedisUrl, Relay, RelayConfig, Sink};
 use corecast::ws::deflate::CompressionMode;
 use corecast::{Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -357,7 +357,9 @@ fn run() -> anyhow::Result<()> {
             route: Box::new(move |channel| route(&prefix, workers, channel)),
             workers,
         };
-        relay.start(sink, scripts.all()).context("starting the relay")?;
+        relay
+            .start(sink, scripts.all())
+            .context("starting the relay")?;
     }
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.

@@ -18,13 +18,13 @@ use crate::config::Config;
 use crate::http::{RequestHead, Response, Status};
 use crate::hub::Slot;
 use crate::reactor::{self, App, ConnId, Cx, Decision, SharedFrame};
+use crate::relay::{RelayHandle, RelayState};
 use crate::ws::DataKind;
 use broadcast::Broadcast;
+use chat::cluster::Scripts;
 use chat::conn::ChatConn;
 use chat::msg::ChatMsg;
-use chat::cluster::Scripts;
 use chat::{Chat, ChatShared};
-use crate::relay::{RelayHandle, RelayState};
 use side::SideDoor;
 
 /// A connection's application state, inline in the reactor's connection (16 bytes; the chat
@@ -63,7 +63,10 @@ pub struct AppShared {
 impl std::fmt::Debug for AppShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppShared")
-            .field("relay", &self.relay.as_ref().map(|(r, _)| r.node_id.clone()))
+            .field(
+                "relay",
+                &self.relay.as_ref().map(|(r, _)| r.node_id.clone()),
+            )
             .finish()
     }
 }

@@ -131,18 +131,22 @@ pub fn parse_publish(body: &[u8]) -> Result<Publish, ApiError> {
 /// # Errors
 /// [`ApiError`] for a body that breaks the module's rules.
 pub fn parse_notify(body: &[u8]) -> Result<Notify, ApiError> {
-    with_fields(body, ["user", "type", "data", "store"], |[user, kind, data, store]| {
-        Ok(Notify {
-            user: user_id(user)?,
-            store: match store {
-                None | Some([Node::Static(StaticNode::Null), ..]) => false,
-                Some([Node::Static(StaticNode::Bool(b)), ..]) => *b,
-                Some(_) => return Err(ApiError::NotBool),
-            },
-            event_type: event_type(kind)?,
-            data: data_object(data)?,
-        })
-    })
+    with_fields(
+        body,
+        ["user", "type", "data", "store"],
+        |[user, kind, data, store]| {
+            Ok(Notify {
+                user: user_id(user)?,
+                store: match store {
+                    None | Some([Node::Static(StaticNode::Null), ..]) => false,
+                    Some([Node::Static(StaticNode::Bool(b)), ..]) => *b,
+                    Some(_) => return Err(ApiError::NotBool),
+                },
+                event_type: event_type(kind)?,
+                data: data_object(data)?,
+            })
+        },
+    )
 }
 
 /// Parses a disconnect body.
@@ -402,7 +406,11 @@ mod tests {
         );
         let stored = parse_notify(br#"{"user":"u","type":"t","store":true}"#).unwrap();
         assert!(stored.store);
-        assert!(!parse_notify(br#"{"user":"u","type":"t","store":null}"#).unwrap().store);
+        assert!(
+            !parse_notify(br#"{"user":"u","type":"t","store":null}"#)
+                .unwrap()
+                .store
+        );
         assert_eq!(
             parse_notify(br#"{"user":"u","type":"t","store":1}"#),
             Err(ApiError::NotBool)

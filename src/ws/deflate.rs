@@ -335,6 +335,12 @@ impl Deflater {
     /// back whatever the window), so a window under 15 bits gets Huffman-only coding: no
     /// back-references at all, which is valid for every window size (RFC 7692 §7.1.2.1 only
     /// bounds how far back the server may look).
+    ///
+    /// Never inlined: miniz_oxide's compressor is built on the stack (~64 KiB) before it is
+    /// boxed, and a caller that inlined this would touch that much stack on every call, even
+    /// when it only sends plain frames.
+    #[cold]
+    #[inline(never)]
     pub fn new(level: u8, window_bits: u8) -> Self {
         let bits = window_bits.clamp(8, 15);
         let strategy = if bits < 15 {

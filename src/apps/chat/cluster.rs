@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::msg::{home_of, user_home, Addr, ApiPublishReq, ChatMsg, JoinReq, PrivateReq, PublishReq, Reply};
+use super::msg::{
+    home_of, user_home, Addr, ApiPublishReq, ChatMsg, JoinReq, PrivateReq, PublishReq, Reply,
+};
 use super::{Chat, ChatCx, GENERAL};
 use crate::chat::command::OwnedId;
 use crate::chat::error::ErrorCode;
@@ -158,8 +160,16 @@ enum Pending {
     Range(Arc<str>),
     Bump(Arc<str>),
     Private(Box<PrivateReq>, Bytes),
-    Notify { user: Arc<str>, frame: Bytes, http: Addr, store: bool },
-    Disconnect { user: Arc<str>, http: Addr },
+    Notify {
+        user: Arc<str>,
+        frame: Bytes,
+        http: Addr,
+        store: bool,
+    },
+    Disconnect {
+        user: Arc<str>,
+        http: Addr,
+    },
     Rooms(RoomsFor),
     RoomUsers(Arc<str>, Addr),
     UserList(Arc<str>, Reply),
@@ -375,7 +385,10 @@ impl Chat {
             cl.key("hist", &room),
         ];
         let channel = cl.key("room", &room);
-        let since = req.since.map_or(-1, |s| s.min(i64::MAX as u64) as i64).to_string();
+        let since = req
+            .since
+            .map_or(-1, |s| s.min(i64::MAX as u64) as i64)
+            .to_string();
         let max = cl.presence_max.to_string();
         let sha = cl.scripts.join.sha.clone();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -462,7 +475,13 @@ impl Chat {
 
     /// The user's last connection on this node left the room (`user_gone`); the room's last
     /// member on this node left it (`room_empty`).
-    pub(super) fn relay_leave(&mut self, room: &Arc<str>, user: &str, user_gone: bool, room_empty: bool) {
+    pub(super) fn relay_leave(
+        &mut self,
+        room: &Arc<str>,
+        user: &str,
+        user_gone: bool,
+        room_empty: bool,
+    ) {
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -517,9 +536,21 @@ impl Chat {
     pub(super) fn relay_publish(&mut self, req: PublishReq, cx: &mut ChatCx<'_>) {
         let unix_ms = cx.unix_ms();
         self.out.clear();
-        wire::chat(&mut self.out, &req.room, &req.from, &req.content, SEQ_MARK, unix_ms);
+        wire::chat(
+            &mut self.out,
+            &req.room,
+            &req.from,
+            &req.content,
+            SEQ_MARK,
+            unix_ms,
+        );
         let json = std::mem::take(&mut self.out);
-        self.relay_sequence(&req.room.clone(), &json, false, Pending::Publish(Box::new(req), unix_ms));
+        self.relay_sequence(
+            &req.room.clone(),
+            &json,
+            false,
+            Pending::Publish(Box::new(req), unix_ms),
+        );
         self.out = json;
     }
 
@@ -537,7 +568,12 @@ impl Chat {
         );
         let json = std::mem::take(&mut self.out);
         let must_exist = &*req.room != GENERAL;
-        self.relay_sequence(&req.room.clone(), &json, must_exist, Pending::ApiPublish(Box::new(req)));
+        self.relay_sequence(
+            &req.room.clone(),
+            &json,
+            must_exist,
+            Pending::ApiPublish(Box::new(req)),
+        );
         self.out = json;
     }
 
@@ -558,13 +594,30 @@ impl Chat {
         let sha = cl.scripts.publish.sha.clone();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let flag: &[u8] = if must_exist { b"1" } else { b"0" };
-        cl.eval(&sha, &keys, &[channel.as_bytes(), before, after, cap.as_bytes(), &head, flag]);
+        cl.eval(
+            &sha,
+            &keys,
+            &[
+                channel.as_bytes(),
+                before,
+                after,
+                cap.as_bytes(),
+                &head,
+                flag,
+            ],
+        );
         cl.ask(me, pending, false);
         cl.relay.shared.stats.published.fetch_add(1, Relaxed);
     }
 
     /// The seq Redis gave a chat: ack once delivered here.
-    fn relay_published(&mut self, req: PublishReq, reply: Result<Resp, ()>, unix_ms: u64, cx: &mut ChatCx<'_>) {
+    fn relay_published(
+        &mut self,
+        req: PublishReq,
+        reply: Result<Resp, ()>,
+        unix_ms: u64,
+        cx: &mut ChatCx<'_>,
+    ) {
         match reply.ok().and_then(|r| r.as_i64()) {
             Some(seq) => {
                 let seq = seq.max(0) as u64;
@@ -579,7 +632,11 @@ impl Chat {
                     .is_some_and(|last| last >= seq);
                 if delivered {
                     self.ack_seq(&req.reply, &id, seq, cx);
-                } else if let Some(rr) = self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&req.room)) {
+                } else if let Some(rr) = self
+                    .cluster
+                    .as_mut()
+                    .and_then(|cl| cl.rooms.get_mut(&req.room))
+                {
                     rr.acks.push((seq, req.reply));
                 }
             }
@@ -684,7 +741,9 @@ impl Chat {
         let from = int(parts.get(1));
         for (seq, m) in (from..).zip(parts.get(2).map(items).unwrap_or(&[])) {
             if let Some(b) = m.as_bytes() {
-                rr.held.entry(seq).or_insert_with(|| Bytes::copy_from_slice(b));
+                rr.held
+                    .entry(seq)
+                    .or_insert_with(|| Bytes::copy_from_slice(b));
             }
         }
         // Messages no longer kept cannot be delivered: go on after them.
@@ -706,14 +765,16 @@ impl Chat {
             r.history.push(seq, frame.slice(frame.len() - json.len()..));
         }
         self.deliver_room(room, &mut out, None, cx);
-        let acks: Vec<(u64, Reply)> = match self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(room)) {
-            Some(rr) => {
-                let (ready, later): (Vec<_>, Vec<_>) = rr.acks.drain(..).partition(|(s, _)| *s <= seq);
-                rr.acks = later;
-                ready
-            }
-            None => Vec::new(),
-        };
+        let acks: Vec<(u64, Reply)> =
+            match self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(room)) {
+                Some(rr) => {
+                    let (ready, later): (Vec<_>, Vec<_>) =
+                        rr.acks.drain(..).partition(|(s, _)| *s <= seq);
+                    rr.acks = later;
+                    ready
+                }
+                None => Vec::new(),
+            };
         for (s, reply) in acks {
             if let Some(id) = reply.id.clone() {
                 self.ack_seq(&reply, &id, s, cx);
@@ -721,13 +782,21 @@ impl Chat {
         }
     }
 
-    fn relay_api_published(&mut self, req: ApiPublishReq, reply: Result<Resp, ()>, cx: &mut ChatCx<'_>) {
+    fn relay_api_published(
+        &mut self,
+        req: ApiPublishReq,
+        reply: Result<Resp, ()>,
+        cx: &mut ChatCx<'_>,
+    ) {
         match reply.ok().and_then(|r| r.as_i64()) {
             Some(seq) => {
                 let mut body = Vec::new();
                 // "N = connections queued on this node": the room's home here knows them. A
                 // room that exists nowhere is not created (-1 from the script): seq 0.
-                let delivered = self.rooms.get(&req.room).map_or(0, |r| u64::from(r.conn_count()));
+                let delivered = self
+                    .rooms
+                    .get(&req.room)
+                    .map_or(0, |r| u64::from(r.conn_count()));
                 let seq = if seq < 0 { 0 } else { seq as u64 };
                 api::write_published(&mut body, if seq == 0 { 0 } else { delivered }, seq);
                 self.answer_http(req.http, Response::json(Status::OK, body), cx);
@@ -766,7 +835,11 @@ impl Chat {
         ];
         let sha = cl.scripts.conn.sha.clone();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        cl.eval(&sha, &keys, &[user.as_bytes(), node_devices.to_string().as_bytes()]);
+        cl.eval(
+            &sha,
+            &keys,
+            &[user.as_bytes(), node_devices.to_string().as_bytes()],
+        );
         cl.tell(true);
     }
 
@@ -782,10 +855,14 @@ impl Chat {
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
-        let mut to_env = cl.head(Target::User { user: req.to.as_ref().into() });
+        let mut to_env = cl.head(Target::User {
+            user: req.to.as_ref().into(),
+        });
         to_env.extend_from_slice(json);
         let (copy_channel, copy_env) = if req.from != req.to {
-            let mut e = cl.head(Target::User { user: req.from.as_ref().into() });
+            let mut e = cl.head(Target::User {
+                user: req.from.as_ref().into(),
+            });
             e.extend_from_slice(json);
             (cl.key("user", &req.from), e)
         } else {
@@ -813,14 +890,25 @@ impl Chat {
         cl.ask(me, Pending::Private(Box::new(req), frame), false);
     }
 
-    fn relay_private_done(&mut self, req: PrivateReq, frame: Bytes, reply: Result<Resp, ()>, cx: &mut ChatCx<'_>) {
+    fn relay_private_done(
+        &mut self,
+        req: PrivateReq,
+        frame: Bytes,
+        reply: Result<Resp, ()>,
+        cx: &mut ChatCx<'_>,
+    ) {
         let Ok(reply) = reply else {
             // Redis went away before answering: this node's connections still get it.
             return self.local_private(req, cx);
         };
         let devices = int(items(&reply).first());
         if devices == 0 {
-            return self.reply_error(&req.reply, ErrorCode::UserNotFound, "user is not connected", cx);
+            return self.reply_error(
+                &req.reply,
+                ErrorCode::UserNotFound,
+                "user is not connected",
+                cx,
+            );
         }
         // This node's own connections (the envelopes skip their origin).
         self.deliver_user_everywhere(&req.to, &frame, None, cx);
@@ -852,8 +940,11 @@ impl Chat {
         };
         // `frame` is the whole WebSocket frame (for this node's connections); the envelope and
         // the inbox keep its JSON.
-        let json = Outbound::from_frame(frame.clone()).map_or_else(Vec::new, |o| o.payload().to_vec());
-        let mut env = cl.head(Target::Notify { user: user.as_ref().into() });
+        let json =
+            Outbound::from_frame(frame.clone()).map_or_else(Vec::new, |o| o.payload().to_vec());
+        let mut env = cl.head(Target::Notify {
+            user: user.as_ref().into(),
+        });
         env.extend_from_slice(&json);
         let keys = [format!("{}:conns", cl.prefix), cl.key("inbox", &user)];
         let channel = cl.key("user", &user);
@@ -875,7 +966,16 @@ impl Chat {
                 ttl.as_bytes(),
             ],
         );
-        cl.ask(me, Pending::Notify { user, frame, http, store }, false);
+        cl.ask(
+            me,
+            Pending::Notify {
+                user,
+                frame,
+                http,
+                store,
+            },
+            false,
+        );
     }
 
     /// `POST /api/disconnect` at the user's home while the relay is up.
@@ -884,7 +984,9 @@ impl Chat {
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
-        let env = cl.head(Target::Disconnect { user: user.as_ref().into() });
+        let env = cl.head(Target::Disconnect {
+            user: user.as_ref().into(),
+        });
         let keys = [format!("{}:conns", cl.prefix), cl.key("inbox", &user)];
         let channel = cl.key("user", &user);
         let sha = cl.scripts.deliver.sha.clone();
@@ -892,7 +994,17 @@ impl Chat {
         cl.eval(
             &sha,
             &keys,
-            &[user.as_bytes(), channel.as_bytes(), &env, b"", b"", b"0", b"", b"0", b"0"],
+            &[
+                user.as_bytes(),
+                channel.as_bytes(),
+                &env,
+                b"",
+                b"",
+                b"0",
+                b"",
+                b"0",
+                b"0",
+            ],
         );
         cl.ask(me, Pending::Disconnect { user, http }, false);
     }
@@ -911,7 +1023,8 @@ impl Chat {
             }
             Target::Disconnect { user } => {
                 let user: Arc<str> = user.as_ref().into();
-                let places: Vec<usize> = self.dir.places(&user).into_iter().map(|(w, _)| w).collect();
+                let places: Vec<usize> =
+                    self.dir.places(&user).into_iter().map(|(w, _)| w).collect();
                 for w in places {
                     self.answer(w, ChatMsg::CloseUser { user: user.clone() }, cx);
                 }
@@ -947,7 +1060,14 @@ impl Chat {
         cl.ask(me, Pending::History(room, limit, reply), false);
     }
 
-    fn relay_history_done(&mut self, room: Arc<str>, limit: u32, reply: Reply, r: &Resp, cx: &mut ChatCx<'_>) {
+    fn relay_history_done(
+        &mut self,
+        room: Arc<str>,
+        limit: u32,
+        reply: Reply,
+        r: &Resp,
+        cx: &mut ChatCx<'_>,
+    ) {
         let parts = items(r);
         let from = int(parts.get(1));
         let messages: Vec<Vec<u8>> = parts
@@ -1073,7 +1193,12 @@ impl Chat {
                 let waiting: Vec<(u64, Reply)> = self
                     .cluster
                     .as_mut()
-                    .map(|cl| cl.rooms.values_mut().flat_map(|rr| rr.acks.drain(..)).collect())
+                    .map(|cl| {
+                        cl.rooms
+                            .values_mut()
+                            .flat_map(|rr| rr.acks.drain(..))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for (seq, reply) in waiting {
                     if let Some(id) = reply.id.clone() {
@@ -1082,42 +1207,62 @@ impl Chat {
                 }
             }
             RelayEvent::Subscribed { token, .. } => {
-                match self.cluster.as_mut().and_then(|cl| cl.pending.remove(&token)) {
+                match self
+                    .cluster
+                    .as_mut()
+                    .and_then(|cl| cl.pending.remove(&token))
+                {
                     Some(Pending::Subscribed(room)) => {
-                        let waiting = match self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&room)) {
-                            Some(rr) => {
-                                rr.sub = Sub::Yes;
-                                std::mem::take(&mut rr.waiting)
-                            }
-                            None => Vec::new(),
-                        };
+                        let waiting =
+                            match self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&room)) {
+                                Some(rr) => {
+                                    rr.sub = Sub::Yes;
+                                    std::mem::take(&mut rr.waiting)
+                                }
+                                None => Vec::new(),
+                            };
                         for (req, register) in waiting {
                             self.relay_join_script(req, register, cx);
                         }
                     }
                     Some(Pending::UserSubscribed(user)) => {
-                        if let Some(s) = self.cluster.as_mut().and_then(|cl| cl.users.get_mut(&user)) {
+                        if let Some(s) =
+                            self.cluster.as_mut().and_then(|cl| cl.users.get_mut(&user))
+                        {
                             *s = true;
                         }
                     }
                     _ => {}
                 }
             }
-            RelayEvent::Message { channel: _, payload } => {
+            RelayEvent::Message {
+                channel: _,
+                payload,
+            } => {
                 let Ok(env) = Envelope::parse(&payload) else {
                     if let Some(cl) = &self.cluster {
-                        cl.relay.shared.stats.dropped_malformed.fetch_add(1, Relaxed);
+                        cl.relay
+                            .shared
+                            .stats
+                            .dropped_malformed
+                            .fetch_add(1, Relaxed);
                     }
                     tracing::debug!("malformed relay envelope dropped");
                     return;
                 };
                 match env.target {
-                    Target::Room { .. } | Target::Presence { .. } => self.relay_room_message(&env, cx),
+                    Target::Room { .. } | Target::Presence { .. } => {
+                        self.relay_room_message(&env, cx)
+                    }
                     _ => self.relay_user_message(&env, cx),
                 }
             }
             RelayEvent::Reply { token, reply } => {
-                let Some(p) = self.cluster.as_mut().and_then(|cl| cl.pending.remove(&token)) else {
+                let Some(p) = self
+                    .cluster
+                    .as_mut()
+                    .and_then(|cl| cl.pending.remove(&token))
+                else {
                     return;
                 };
                 self.relay_reply(p, reply, cx);
@@ -1144,14 +1289,22 @@ impl Chat {
             Pending::ApiPublish(req) => self.relay_api_published(*req, reply, cx),
             Pending::Range(room) => self.relay_range(&room, reply, cx),
             Pending::Bump(room) => {
-                let seq = reply.ok().and_then(|r| r.as_i64()).map_or(0, |n| n.max(0) as u64);
+                let seq = reply
+                    .ok()
+                    .and_then(|r| r.as_i64())
+                    .map_or(0, |n| n.max(0) as u64);
                 if let Some(rr) = self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&room)) {
                     rr.last = Some(rr.last.unwrap_or(0).max(seq));
                 }
                 self.relay_drain_held(&room, cx);
             }
             Pending::Private(req, frame) => self.relay_private_done(*req, frame, reply, cx),
-            Pending::Notify { user, frame, http, store } => {
+            Pending::Notify {
+                user,
+                frame,
+                http,
+                store,
+            } => {
                 let Ok(r) = reply else {
                     // Not reached: this node's connections of the user still get it.
                     let delivered = self.dir.devices(&user);
@@ -1180,7 +1333,8 @@ impl Chat {
                     Ok(r) => int(items(r).first()),
                     Err(()) => self.dir.devices(&user),
                 };
-                let places: Vec<usize> = self.dir.places(&user).into_iter().map(|(w, _)| w).collect();
+                let places: Vec<usize> =
+                    self.dir.places(&user).into_iter().map(|(w, _)| w).collect();
                 for w in places {
                     self.answer(w, ChatMsg::CloseUser { user: user.clone() }, cx);
                 }
@@ -1251,7 +1405,11 @@ impl Chat {
         let mut members: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         for (room, _) in &local {
             if let Some(r) = self.rooms.get(room) {
-                members.extend(r.users_sorted().into_iter().map(|u| (room.clone(), Arc::from(u))));
+                members.extend(
+                    r.users_sorted()
+                        .into_iter()
+                        .map(|u| (room.clone(), Arc::from(u))),
+                );
             }
         }
         for (room, user) in members {
@@ -1262,7 +1420,10 @@ impl Chat {
                 rejoin: false,
                 on_connect: true,
                 reply: Reply {
-                    to: Addr { worker: me, conn: ConnId::for_tests(u32::MAX, 0) },
+                    to: Addr {
+                        worker: me,
+                        conn: ConnId::for_tests(u32::MAX, 0),
+                    },
                     id: None,
                 },
             };
@@ -1355,7 +1516,13 @@ impl Chat {
         cl.eval(
             &sha,
             &[&key],
-            &[node.as_bytes(), expiry.as_bytes(), prefix.as_bytes(), max.as_bytes(), &head],
+            &[
+                node.as_bytes(),
+                expiry.as_bytes(),
+                prefix.as_bytes(),
+                max.as_bytes(),
+                &head,
+            ],
         );
         cl.tell(false);
     }

@@ -223,7 +223,12 @@ impl Chat {
             latency: new_histogram(),
             room_ttl: cfg.room_ttl.as_millis().min(u128::from(u32::MAX / 2)) as Millis,
             cluster: app.relay.as_ref().map(|(relay, scripts)| {
-                cluster::Cluster::new(relay.clone(), cfg.redis_prefix.clone(), scripts.clone(), cfg)
+                cluster::Cluster::new(
+                    relay.clone(),
+                    cfg.redis_prefix.clone(),
+                    scripts.clone(),
+                    cfg,
+                )
             }),
             app: app.clone(),
         }
@@ -646,7 +651,9 @@ impl Chat {
             } if self.relay_up() => {
                 self.relay_notify(user, frame, http, store);
             }
-            ChatMsg::Notify { user, frame, http, .. } => {
+            ChatMsg::Notify {
+                user, frame, http, ..
+            } => {
                 let delivered = self.dir.devices(&user);
                 self.deliver_user_everywhere(&user, &frame, None, cx);
                 let mut body = Vec::new();
