@@ -67,6 +67,10 @@ pub enum EnvelopeError {
 pub enum Kind {
     /// `room ROOM SEQ`: a room message, sequenced by Redis.
     Room,
+    /// `replay ROOM SEQ`: a room message its origin delivered on its own while Redis was
+    /// unreachable, sequenced by Redis when it came back: every node but the origin delivers
+    /// it.
+    Replay,
     /// `presence ROOM USER`: a presence notice for a room's members about a user.
     Presence,
     /// `user USER`: a message for every connection of a user (private message...).
@@ -79,8 +83,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Self::Room,
+        Self::Replay,
         Self::Presence,
         Self::User,
         Self::Notify,
@@ -91,6 +96,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Room => "room",
+            Self::Replay => "replay",
             Self::Presence => "presence",
             Self::User => "user",
             Self::Notify => "notify",
@@ -114,6 +120,13 @@ pub enum Target<'a> {
         /// The room (a valid room name).
         room: &'a str,
         /// The room's sequence number for this message.
+        seq: u64,
+    },
+    /// See [`Kind::Replay`].
+    Replay {
+        /// The room.
+        room: &'a str,
+        /// Its seq from Redis.
         seq: u64,
     },
     /// A presence notice.
@@ -145,6 +158,7 @@ impl Target<'_> {
     pub fn kind(&self) -> Kind {
         match self {
             Self::Room { .. } => Kind::Room,
+            Self::Replay { .. } => Kind::Replay,
             Self::Presence { .. } => Kind::Presence,
             Self::User { .. } => Kind::User,
             Self::Notify { .. } => Kind::Notify,
@@ -201,6 +215,10 @@ impl<'a> Envelope<'a> {
                 room: parse_room(next()?)?,
                 seq: parse_seq(next()?)?,
             },
+            Kind::Replay => Target::Replay {
+                room: parse_room(next()?)?,
+                seq: parse_seq(next()?)?,
+            },
             Kind::Presence => Target::Presence {
                 room: parse_room(next()?)?,
                 user: parse_user(next()?)?,
@@ -231,7 +249,7 @@ impl<'a> Envelope<'a> {
             return Err(EnvelopeError::BadOrigin);
         }
         let (room, user) = match &self.target {
-            Target::Room { room, .. } => (Some(*room), None),
+            Target::Room { room, .. } | Target::Replay { room, .. } => (Some(*room), None),
             Target::Presence { room, user } => (Some(*room), Some(user)),
             Target::User { user } | Target::Notify { user } | Target::Disconnect { user } => {
                 (None, Some(user))
@@ -264,7 +282,7 @@ impl<'a> Envelope<'a> {
         out.push(b' ');
         out.extend_from_slice(self.origin.as_bytes());
         match &self.target {
-            Target::Room { room, seq } => {
+            Target::Room { room, seq } | Target::Replay { room, seq } => {
                 out.push(b' ');
                 out.extend_from_slice(room.as_bytes());
                 out.push(b' ');

@@ -32,6 +32,9 @@ pub(super) const WAKER: Token = Token(2);
 /// First reconnect delay; it doubles up to [`BACKOFF_MAX`] (each wait is random in 0..delay).
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// After a reconnect, how long the backlog waits so that the workers' resync (which raises
+/// each room's seq to what this node reached alone) goes first.
+const BACKLOG_GRACE: Duration = Duration::from_millis(300);
 
 /// What a reply on the command connection is for.
 enum Pending {
@@ -73,6 +76,8 @@ pub(super) struct RelayThread {
     /// Channels this node is subscribed to (or wants to be): waiters for confirmation.
     channels: HashMap<Vec<u8>, Vec<(usize, u64)>>,
     up: bool,
+    /// Set after a reconnect while the backlog waits (see [`BACKLOG_GRACE`]).
+    grace_until: Option<Instant>,
     backoff: Duration,
     reconnect_at: Option<Instant>,
     rng: u64,
@@ -103,6 +108,7 @@ impl RelayThread {
             backlog: VecDeque::new(),
             channels: HashMap::new(),
             up: false,
+            grace_until: None,
             backoff: BACKOFF_MIN,
             reconnect_at: Some(Instant::now()),
             rng: seed | 1,
@@ -112,9 +118,12 @@ impl RelayThread {
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(64);
         loop {
-            let timeout = self
-                .reconnect_at
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            let timeout = [self.reconnect_at, self.grace_until]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| t.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "relay poll failed");
@@ -141,6 +150,10 @@ impl RelayThread {
                 if let Err(e) = self.connect() {
                     self.link_failed(&LinkError::Io(e));
                 }
+            }
+            if self.grace_until.is_some_and(|t| Instant::now() >= t) {
+                self.grace_until = None;
+                self.send_backlog();
             }
             if self.drain_inbox() {
                 return; // every handle is gone: the server stopped
@@ -170,7 +183,7 @@ impl RelayThread {
                 token,
                 backlog,
             } => {
-                if self.up {
+                if self.up && (self.grace_until.is_none() || !backlog) {
                     self.send_worker_command(cmd, worker, token, false);
                 } else if backlog {
                     self.push_backlog(Queued {
@@ -190,7 +203,7 @@ impl RelayThread {
                 }
             }
             RelayCmd::Quiet { cmd, backlog } => {
-                if self.up {
+                if self.up && (self.grace_until.is_none() || !backlog) {
                     self.send_quiet(cmd);
                 } else if backlog {
                     self.push_backlog(Queued {
@@ -464,6 +477,18 @@ impl RelayThread {
         self.backoff = BACKOFF_MIN;
         self.shared.set_state(RelayState::Up);
         tracing::info!(node = %self.cfg.node_id, "relay connected to redis");
+        for w in 0..self.sink.workers {
+            (self.sink.deliver)(w, RelayEvent::Up);
+        }
+        if self.backlog.is_empty() {
+            self.grace_until = None;
+        } else {
+            self.grace_until = Some(Instant::now() + BACKLOG_GRACE);
+        }
+    }
+
+    /// Sends what waited for Redis, in order.
+    fn send_backlog(&mut self) {
         for q in std::mem::take(&mut self.backlog) {
             if q.quiet {
                 self.send_quiet(q.cmd);
@@ -472,9 +497,6 @@ impl RelayThread {
             }
         }
         self.shared.stats.backlog.store(0, Relaxed);
-        for w in 0..self.sink.workers {
-            (self.sink.deliver)(w, RelayEvent::Up);
-        }
     }
 
     /// A link failed: close both, fail what was in flight, schedule a reconnect.
@@ -507,6 +529,7 @@ impl RelayThread {
             }
         }
         let was_up = std::mem::replace(&mut self.up, false);
+        self.grace_until = None;
         if was_up {
             self.shared.stats.reconnects.fetch_add(1, Relaxed);
             tracing::warn!(error = %e, "relay lost redis; reconnecting");

@@ -131,8 +131,9 @@ pub struct RoomRelay {
     sub: Sub,
     /// The last seq delivered here (`None` until the room is synced with Redis).
     last: Option<u64>,
-    /// Messages that came ahead of a gap (or before the sync), by seq.
-    held: BTreeMap<u64, Bytes>,
+    /// Messages that came ahead of a gap (or before the sync), by seq; `true`: this node's own
+    /// replayed message, already delivered here during the outage (order only).
+    held: BTreeMap<u64, (Bytes, bool)>,
     /// A range fetch is on its way.
     fetching: bool,
     /// Acks waiting for their message to be delivered here: (seq, who).
@@ -295,6 +296,49 @@ impl Cluster {
         c.finish();
     }
 
+    /// The publish script's EVALSHA for `json` (written with [`SEQ_MARK`]) into `self.cmd`;
+    /// `replay`: announced as this node's own replay. False when the JSON has no seq.
+    fn publish_command(
+        &mut self,
+        room: &str,
+        json: &[u8],
+        must_exist: bool,
+        replay: Option<u64>,
+    ) -> bool {
+        let Some((before, after)) = split_at_seq(json) else {
+            return false;
+        };
+        let target = if replay.is_some() {
+            Target::Replay { room, seq: 1 }
+        } else {
+            Target::Room { room, seq: 1 }
+        };
+        let floor = replay.unwrap_or(0).to_string();
+        let mut head = self.head(target);
+        // The header ends with the seq ("... ROOM 1\n"): the script writes the real one.
+        head.truncate(head.len().saturating_sub(2));
+        let keys = [self.key("seq", room), self.key("hist", room)];
+        let channel = self.key("room", room);
+        let cap = self.history.to_string();
+        let sha = self.scripts.publish.sha.clone();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let flag: &[u8] = if must_exist { b"1" } else { b"0" };
+        self.eval(
+            &sha,
+            &keys,
+            &[
+                channel.as_bytes(),
+                before,
+                after,
+                cap.as_bytes(),
+                &head,
+                flag,
+                floor.as_bytes(),
+            ],
+        );
+        true
+    }
+
     fn publish_plain(&mut self, channel: &str, payload: &[u8]) {
         let mut c = Command::new(&mut self.cmd, "PUBLISH");
         c.arg(channel).arg(payload);
@@ -319,6 +363,16 @@ fn items(r: &Resp) -> &[Resp] {
 
 fn int(r: Option<&Resp>) -> u64 {
     r.and_then(Resp::as_i64).map_or(0, |n| n.max(0) as u64)
+}
+
+/// The JSON of every envelope in a history list reply (a malformed one is left out).
+fn payloads(r: Option<&Resp>) -> Vec<Vec<u8>> {
+    r.map(items)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(Resp::as_bytes)
+        .filter_map(|b| Envelope::parse(b).ok().map(|e| e.payload.to_vec()))
+        .collect()
 }
 
 fn strings(r: Option<&Resp>) -> Vec<String> {
@@ -417,13 +471,7 @@ impl Chat {
         let first = int(parts.get(2));
         let mut replies = Vec::new();
         if let Some(since) = req.since {
-            let messages: Vec<Vec<u8>> = parts
-                .get(3)
-                .map(items)
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|m| m.as_bytes().map(<[u8]>::to_vec))
-                .collect();
+            let messages = payloads(parts.get(3));
             let complete = since <= seq && (since == seq || first <= since + 1);
             let mut json = Vec::new();
             wire::history(&mut json, &req.room, &messages, complete);
@@ -579,35 +627,26 @@ impl Chat {
 
     fn relay_sequence(&mut self, room: &Arc<str>, json: &[u8], must_exist: bool, pending: Pending) {
         let me = self.me;
-        let Some((before, after)) = split_at_seq(json) else {
-            return;
-        };
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
-        let mut head = cl.head(Target::Room { room, seq: 1 });
-        // The header ends with the seq ("... ROOM 1\n"): the script writes the real one.
-        head.truncate(head.len().saturating_sub(2));
-        let keys = [cl.key("seq", room), cl.key("hist", room)];
-        let channel = cl.key("room", room);
-        let cap = cl.history.to_string();
-        let sha = cl.scripts.publish.sha.clone();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let flag: &[u8] = if must_exist { b"1" } else { b"0" };
-        cl.eval(
-            &sha,
-            &keys,
-            &[
-                channel.as_bytes(),
-                before,
-                after,
-                cap.as_bytes(),
-                &head,
-                flag,
-            ],
-        );
-        cl.ask(me, pending, false);
-        cl.relay.shared.stats.published.fetch_add(1, Relaxed);
+        if cl.publish_command(room, json, must_exist, None) {
+            // Kept through an outage (sent when Redis is back) rather than failed: the sender
+            // gets its ack once the message is out.
+            cl.ask(me, pending, true);
+            cl.relay.shared.stats.published.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A message this node delivered on its own while Redis was unreachable: sent to Redis
+    /// when it is back (through the relay's backlog), for the other nodes.
+    pub(super) fn relay_replay_later(&mut self, room: &Arc<str>, json: &[u8], local_seq: u64) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if cl.publish_command(room, json, false, Some(local_seq)) {
+            cl.tell(true);
+        }
     }
 
     /// The seq Redis gave a chat: ack once delivered here.
@@ -658,8 +697,14 @@ impl Chat {
 
     /// A message on a room channel.
     fn relay_room_message(&mut self, env: &Envelope<'_>, cx: &mut ChatCx<'_>) {
+        let own = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.node() == env.origin);
         match &env.target {
-            Target::Room { room, seq } => {
+            Target::Room { room, seq } | Target::Replay { room, seq } => {
+                // A replay of this node's own message was delivered here during the outage.
+                let skip = own && matches!(env.target, Target::Replay { .. });
                 let room: Arc<str> = (*room).into();
                 let json = Bytes::copy_from_slice(env.payload);
                 let Some(rr) = self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&room)) else {
@@ -669,10 +714,10 @@ impl Chat {
                     Some(last) if *seq <= last => {} // seen (a gap fill raced the live copy)
                     Some(last) if *seq == last + 1 && rr.held.is_empty() => {
                         rr.last = Some(*seq);
-                        self.relay_deliver(&room, *seq, json, cx);
+                        self.relay_deliver(&room, *seq, json, skip, cx);
                     }
                     _ => {
-                        rr.held.insert(*seq, json);
+                        rr.held.insert(*seq, (json, skip));
                         self.relay_drain_held(&room, cx);
                     }
                 }
@@ -700,11 +745,11 @@ impl Chat {
             }
             match rr.held.first_key_value() {
                 Some((&s, _)) if s == last + 1 => {
-                    let Some((s, json)) = rr.held.pop_first() else {
+                    let Some((s, (json, skip))) = rr.held.pop_first() else {
                         return;
                     };
                     rr.last = Some(s);
-                    self.relay_deliver(room, s, json, cx);
+                    self.relay_deliver(room, s, json, skip, cx);
                 }
                 Some(_) if !rr.fetching => {
                     rr.fetching = true;
@@ -730,6 +775,7 @@ impl Chat {
 
     /// A gap fill arrived: what is still kept is delivered in order; what is gone is skipped.
     fn relay_range(&mut self, room: &Arc<str>, reply: Result<Resp, ()>, cx: &mut ChatCx<'_>) {
+        let node = self.cluster.as_ref().map(|c| c.relay.node_id.clone());
         let Some(rr) = self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(room)) else {
             return;
         };
@@ -738,13 +784,19 @@ impl Chat {
             return; // Redis went away: the resync after it comes back fills the gap
         };
         let parts = items(&reply);
-        let from = int(parts.get(1));
-        for (seq, m) in (from..).zip(parts.get(2).map(items).unwrap_or(&[])) {
-            if let Some(b) = m.as_bytes() {
-                rr.held
-                    .entry(seq)
-                    .or_insert_with(|| Bytes::copy_from_slice(b));
-            }
+        for m in parts.get(2).map(items).unwrap_or(&[]) {
+            let Some(env) = m.as_bytes().and_then(|b| Envelope::parse(b).ok()) else {
+                continue;
+            };
+            let (seq, replay) = match env.target {
+                Target::Room { seq, .. } => (seq, false),
+                Target::Replay { seq, .. } => (seq, true),
+                _ => continue,
+            };
+            let skip = replay && node.as_deref() == Some(env.origin);
+            rr.held
+                .entry(seq)
+                .or_insert_with(|| (Bytes::copy_from_slice(env.payload), skip));
         }
         // Messages no longer kept cannot be delivered: go on after them.
         if let (Some(last), Some((&first, _))) = (rr.last, rr.held.first_key_value()) {
@@ -757,14 +809,25 @@ impl Chat {
 
     /// Delivers message `seq` of a room to this node's members; acks the senders waiting for
     /// it. Keeps the local history in step (for an outage).
-    fn relay_deliver(&mut self, room: &Arc<str>, seq: u64, json: Bytes, cx: &mut ChatCx<'_>) {
+    fn relay_deliver(
+        &mut self,
+        room: &Arc<str>,
+        seq: u64,
+        json: Bytes,
+        skip: bool,
+        cx: &mut ChatCx<'_>,
+    ) {
         let mut out = Outbound::new(DataKind::Text, &json);
         if let Some(r) = self.rooms.get_mut(room) {
             r.seq = r.seq.max(seq);
-            let frame = out.frame();
-            r.history.push(seq, frame.slice(frame.len() - json.len()..));
+            if !skip {
+                let frame = out.frame();
+                r.history.push(seq, frame.slice(frame.len() - json.len()..));
+            }
         }
-        self.deliver_room(room, &mut out, None, cx);
+        if !skip {
+            self.deliver_room(room, &mut out, None, cx);
+        }
         let acks: Vec<(u64, Reply)> =
             match self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(room)) {
                 Some(rr) => {
@@ -1070,13 +1133,7 @@ impl Chat {
     ) {
         let parts = items(r);
         let from = int(parts.get(1));
-        let messages: Vec<Vec<u8>> = parts
-            .get(2)
-            .map(items)
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|m| m.as_bytes().map(<[u8]>::to_vec))
-            .collect();
+        let messages = payloads(parts.get(2));
         // As on one node: complete unless older messages were lost and fewer than asked came.
         let complete = messages.is_empty() || from <= 1 || messages.len() >= limit as usize;
         let mut json = Vec::new();
@@ -1251,7 +1308,7 @@ impl Chat {
                     return;
                 };
                 match env.target {
-                    Target::Room { .. } | Target::Presence { .. } => {
+                    Target::Room { .. } | Target::Replay { .. } | Target::Presence { .. } => {
                         self.relay_room_message(&env, cx)
                     }
                     _ => self.relay_user_message(&env, cx),
@@ -1288,16 +1345,10 @@ impl Chat {
             Pending::Publish(req, unix_ms) => self.relay_published(*req, reply, unix_ms, cx),
             Pending::ApiPublish(req) => self.relay_api_published(*req, reply, cx),
             Pending::Range(room) => self.relay_range(&room, reply, cx),
-            Pending::Bump(room) => {
-                let seq = reply
-                    .ok()
-                    .and_then(|r| r.as_i64())
-                    .map_or(0, |n| n.max(0) as u64);
-                if let Some(rr) = self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&room)) {
-                    rr.last = Some(rr.last.unwrap_or(0).max(seq));
-                }
-                self.relay_drain_held(&room, cx);
-            }
+            // Redis' seq is now at least this node's: nothing else to do here. What was
+            // published while this node could not hear (another node's replay, or everything
+            // when Redis itself stayed up) arrives as a gap, filled from the history.
+            Pending::Bump(room) => self.relay_drain_held(&room, cx),
             Pending::Private(req, frame) => self.relay_private_done(*req, frame, reply, cx),
             Pending::Notify {
                 user,
@@ -1468,7 +1519,6 @@ impl Chat {
             cl.key("hist", &room),
         ];
         let channel = cl.key("room", &room);
-        let max = cl.presence_max.to_string();
         let sha = cl.scripts.join.sha.clone();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         cl.eval(
@@ -1478,7 +1528,7 @@ impl Chat {
                 room.as_bytes(),
                 req.user.as_bytes(),
                 member.as_bytes(),
-                max.as_bytes(),
+                b"0", // a registration sent again announces nobody
                 channel.as_bytes(),
                 &presence,
                 b"1",

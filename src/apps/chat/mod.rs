@@ -898,6 +898,21 @@ impl Chat {
             .push(seq, frame.slice(frame.len() - self.out.len()..));
         add(&self.stats.published, 1);
         self.deliver_room(&req.room, &mut out, None, cx);
+        if self.cluster.is_some() {
+            // Redis is unreachable: the other nodes get it when it is back.
+            self.out.clear();
+            wire::chat(
+                &mut self.out,
+                &req.room,
+                &req.from,
+                &req.content,
+                u64::MAX,
+                unix_ms,
+            );
+            let json = std::mem::take(&mut self.out);
+            self.relay_replay_later(&req.room, &json, seq);
+            self.out = json;
+        }
         if let Some(id) = &req.reply.id {
             self.out.clear();
             wire::ack_seq(&mut self.out, &id.as_id(), seq);
