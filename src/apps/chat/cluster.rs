@@ -178,6 +178,8 @@ enum Pending {
     Inbox(ConnId),
     /// A registration sent again after an outage: nothing to answer.
     Registered,
+    /// Where a room is (its seq), for a subscription made without a join.
+    Sync(Arc<str>),
 }
 
 /// Who asked for the cluster's rooms.
@@ -1278,6 +1280,9 @@ impl Chat {
                                 }
                                 None => Vec::new(),
                             };
+                        if waiting.is_empty() {
+                            self.relay_sync(room);
+                        }
                         for (req, register) in waiting {
                             self.relay_join_script(req, register, cx);
                         }
@@ -1404,6 +1409,15 @@ impl Chat {
                 Err(()) => self.local_history_answer(&room, limit, &who, cx),
             },
             Pending::Registered => {}
+            Pending::Sync(room) => {
+                let seq = reply.ok().map_or(0, |r| int(items(&r).first()));
+                if let Some(rr) = self.cluster.as_mut().and_then(|cl| cl.rooms.get_mut(&room)) {
+                    if rr.last.is_none() {
+                        rr.last = Some(seq);
+                    }
+                }
+                self.relay_drain_held(&room, cx);
+            }
             Pending::Inbox(conn) => {
                 if let Ok(r) = reply {
                     for m in items(&r) {
@@ -1442,61 +1456,80 @@ impl Chat {
 
     /// Redis is reachable (again): every room homed here is synced — its Redis seq raised to
     /// what this node reached alone, then anything missed fetched.
-    fn relay_now_up(&mut self, cx: &mut ChatCx<'_>) {
+    fn relay_now_up(&mut self, _cx: &mut ChatCx<'_>) {
         let me = self.me;
-        let local: Vec<(Arc<str>, u64)> = match self.cluster.as_mut() {
-            Some(cl) => {
-                cl.up = true;
-                cl.rooms.keys().cloned().map(|r| (r, 0)).collect()
-            }
+        match self.cluster.as_mut() {
+            Some(cl) => cl.up = true,
             None => return,
-        };
-        // Registrations are idempotent: sent again, they restore what a Redis restart lost or
-        // what the other nodes removed while this one could not beat, and change nothing else.
-        let mut members: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-        for (room, _) in &local {
-            if let Some(r) = self.rooms.get(room) {
-                members.extend(
-                    r.users_sorted()
-                        .into_iter()
-                        .map(|u| (room.clone(), Arc::from(u))),
-                );
-            }
         }
-        for (room, user) in members {
-            let req = JoinReq {
-                room,
-                user,
-                since: None,
-                rejoin: false,
-                on_connect: true,
-                reply: Reply {
-                    to: Addr {
-                        worker: me,
-                        conn: ConnId::for_tests(u32::MAX, 0),
-                    },
-                    id: None,
-                },
+        // Every room homed here with members on this node: rooms joined before the outage
+        // (the relay resubscribed their channels before saying up) and rooms joined during it
+        // (subscribed now, then synced).
+        let local: Vec<(Arc<str>, u64, Vec<Arc<str>>)> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.conn_count() > 0)
+            .map(|(name, r)| {
+                let users = r.users_sorted().into_iter().map(Arc::from).collect();
+                (name.clone(), r.seq, users)
+            })
+            .collect();
+        for (room, seq, users) in local {
+            let Some(cl) = self.cluster.as_mut() else {
+                return;
             };
-            self.relay_register_again(req);
+            let rr = cl.rooms.entry(room.clone()).or_default();
+            if rr.sub == Sub::No {
+                rr.sub = Sub::Pending;
+                let channel = cl.key("room", &room).into_bytes();
+                let token = cl.token(Pending::Subscribed(room.clone()));
+                cl.relay.send(RelayCmd::Subscribe {
+                    channel,
+                    worker: me,
+                    token,
+                });
+            }
+            // Redis' seq raised to what this node reached alone: no seq is given out twice here.
+            let key = cl.key("seq", &room);
+            let sha = cl.scripts.bump.sha.clone();
+            cl.eval(&sha, &[&key], &[seq.to_string().as_bytes()]);
+            cl.ask(me, Pending::Bump(room.clone()), false);
+            // Registrations are idempotent: sent again, they restore what a Redis restart lost
+            // or what the other nodes removed while this one could not beat.
+            for user in users {
+                let req = JoinReq {
+                    room: room.clone(),
+                    user,
+                    since: None,
+                    rejoin: false,
+                    on_connect: true,
+                    reply: Reply {
+                        to: Addr {
+                            worker: me,
+                            conn: ConnId::for_tests(u32::MAX, 0),
+                        },
+                        id: None,
+                    },
+                };
+                self.relay_register_again(req);
+            }
         }
         for (user, devices) in self.dir.users() {
             self.relay_conn(&user, devices);
         }
-        for (room, _) in local {
-            let seq = self.rooms.get(&room).map_or(0, |r| r.seq);
-            let Some(cl) = self.cluster.as_mut() else {
-                return;
-            };
-            if let Some(rr) = cl.rooms.get_mut(&room) {
-                rr.sub = Sub::Yes; // the relay resubscribed every channel before saying up
-            }
-            let key = cl.key("seq", &room);
-            let sha = cl.scripts.bump.sha.clone();
-            cl.eval(&sha, &[&key], &[seq.to_string().as_bytes()]);
-            cl.ask(me, Pending::Bump(room), false);
-        }
-        let _ = cx;
+    }
+
+    /// A room subscribed without a join to answer (after an outage): learn where it is.
+    fn relay_sync(&mut self, room: Arc<str>) {
+        let me = self.me;
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let keys = [cl.key("seq", &room), cl.key("hist", &room)];
+        let sha = cl.scripts.range.sha.clone();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        cl.eval(&sha, &keys, &[b"-1", b"0"]);
+        cl.ask(me, Pending::Sync(room), false);
     }
 
     fn relay_register_again(&mut self, req: JoinReq) {

@@ -145,6 +145,11 @@ impl HomeRooms {
         self.rooms.get(name)
     }
 
+    /// Every room, with its name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &HomeRoom)> {
+        self.rooms.iter()
+    }
+
     /// (name, users) of every room that has members.
     pub fn with_members(&self) -> Vec<(Arc<str>, u32)> {
         self.rooms
