@@ -348,12 +348,14 @@ fn run() -> anyhow::Result<()> {
         .context("starting workers")?;
     if let (Some(relay), Some((_, scripts))) = (relay, shared.relay.as_ref()) {
         let to_workers = handle.sender();
+        let waker = handle.sender();
         let workers = to_workers.workers();
         let prefix = cfg.redis_prefix.clone();
         let sink = Sink {
             deliver: Box::new(move |w, ev| {
-                let _ = to_workers.send(w, PeerMsg::Chat(ChatMsg::Relay(ev)));
+                let _ = to_workers.send_quietly(w, PeerMsg::Chat(ChatMsg::Relay(ev)));
             }),
+            wake: Box::new(move |w| waker.wake(w)),
             route: Box::new(move |channel| route(&prefix, workers, channel)),
             workers,
         };

@@ -183,6 +183,21 @@ impl<P: Send + 'static> WorkerSender<P> {
         }
     }
 
+    /// Queues `msg` for worker `worker` without waking it (call [`WorkerSender::wake`] once
+    /// after a batch). False if there is no such worker or it has exited.
+    pub fn send_quietly(&self, worker: usize, msg: P) -> bool {
+        self.peers
+            .get(worker)
+            .is_some_and(|p| p.tx.send(Inbox::App(msg)).is_ok())
+    }
+
+    /// Wakes worker `worker`.
+    pub fn wake(&self, worker: usize) {
+        if let Some(p) = self.peers.get(worker) {
+            let _ = p.waker.wake();
+        }
+    }
+
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.peers.len()

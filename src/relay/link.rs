@@ -12,9 +12,6 @@ use mio::{Interest, Registry, Token};
 
 use super::resp::{Decoder, Reply, RespError};
 
-/// Bytes read per read(2).
-const READ_CHUNK: usize = 64 << 10;
-
 /// Why a link failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -124,18 +121,17 @@ impl Link {
     }
 
     /// On a readable event: reads until `WouldBlock` and hands every complete reply to
-    /// `on_reply`, in order.
-    pub fn on_readable(&mut self, mut on_reply: impl FnMut(Reply)) -> Result<(), LinkError> {
+    /// `on_reply`, in order. `scratch` is the thread's read buffer (reused, never re-zeroed).
+    pub fn on_readable(
+        &mut self,
+        scratch: &mut [u8],
+        mut on_reply: impl FnMut(Reply),
+    ) -> Result<(), LinkError> {
         loop {
-            let len = self.input.len();
-            self.input.resize(len + READ_CHUNK, 0);
-            match self.sock.read(&mut self.input[len..]) {
-                Ok(0) => {
-                    self.input.truncate(len);
-                    return Err(LinkError::Closed);
-                }
+            match self.sock.read(scratch) {
+                Ok(0) => return Err(LinkError::Closed),
                 Ok(n) => {
-                    self.input.truncate(len + n);
+                    self.input.extend_from_slice(&scratch[..n]);
                     let mut used = 0;
                     while let Some((reply, n)) = self.decoder.decode(&self.input[used..])? {
                         used += n;
@@ -143,15 +139,9 @@ impl Link {
                     }
                     self.input.drain(..used);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.input.truncate(len);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.input.truncate(len),
-                Err(e) => {
-                    self.input.truncate(len);
-                    return Err(e.into());
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }

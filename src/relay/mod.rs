@@ -225,8 +225,10 @@ impl RelayShared {
     }
 }
 
-/// Hands an event to a worker (into its inbox, waking it).
+/// Hands an event to a worker (into its inbox, without waking it).
 pub type DeliverFn = Box<dyn Fn(usize, RelayEvent) + Send>;
+/// Wakes a worker (once per relay iteration, after its events were handed over).
+pub type WakeFn = Box<dyn Fn(usize) + Send>;
 /// The worker that handles a channel's messages.
 pub type RouteFn = Box<dyn Fn(&[u8]) -> usize + Send>;
 
@@ -235,6 +237,8 @@ pub type RouteFn = Box<dyn Fn(&[u8]) -> usize + Send>;
 pub struct Sink {
     /// Hands an event to a worker.
     pub deliver: DeliverFn,
+    /// Wakes a worker.
+    pub wake: WakeFn,
     /// The worker for a channel's messages.
     pub route: RouteFn,
     /// Number of workers.

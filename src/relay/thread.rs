@@ -81,6 +81,10 @@ pub(super) struct RelayThread {
     backoff: Duration,
     reconnect_at: Option<Instant>,
     rng: u64,
+    /// The read buffer of both links.
+    scratch: Box<[u8]>,
+    /// Workers handed an event this iteration: woken once at its end.
+    to_wake: Vec<bool>,
 }
 
 impl RelayThread {
@@ -112,6 +116,8 @@ impl RelayThread {
             backoff: BACKOFF_MIN,
             reconnect_at: Some(Instant::now()),
             rng: seed | 1,
+            scratch: vec![0; 64 << 10].into_boxed_slice(),
+            to_wake: Vec::new(),
         }
     }
 
@@ -161,6 +167,26 @@ impl RelayThread {
             if let Err(e) = self.flush() {
                 self.link_failed(&e);
             }
+            self.wake_workers();
+        }
+    }
+
+    /// Hands `ev` to worker `w` (woken at the end of the iteration).
+    fn deliver(&mut self, w: usize, ev: RelayEvent) {
+        (self.sink.deliver)(w, ev);
+        if self.to_wake.len() < self.sink.workers {
+            self.to_wake.resize(self.sink.workers, false);
+        }
+        if let Some(f) = self.to_wake.get_mut(w) {
+            *f = true;
+        }
+    }
+
+    fn wake_workers(&mut self) {
+        for (w, f) in self.to_wake.iter_mut().enumerate() {
+            if std::mem::take(f) {
+                (self.sink.wake)(w);
+            }
         }
     }
 
@@ -193,7 +219,7 @@ impl RelayThread {
                         quiet: false,
                     });
                 } else {
-                    (self.sink.deliver)(
+                    self.deliver(
                         worker,
                         RelayEvent::Reply {
                             token,
@@ -229,7 +255,7 @@ impl RelayThread {
                 } else if self.up && confirmed_before && waiters.len() == 1 {
                     // Subscribed already (no confirmation pending): answer at once.
                     waiters.clear();
-                    (self.sink.deliver)(worker, RelayEvent::Subscribed { token, channel });
+                    self.deliver(worker, RelayEvent::Subscribed { token, channel });
                 }
             }
             RelayCmd::Unsubscribe { channel } => {
@@ -247,7 +273,7 @@ impl RelayThread {
             if let Some(dropped) = self.backlog.pop_front() {
                 self.shared.stats.dropped_backlog.fetch_add(1, Relaxed);
                 if !dropped.quiet {
-                    (self.sink.deliver)(
+                    self.deliver(
                         dropped.worker,
                         RelayEvent::Reply {
                             token: dropped.token,
@@ -347,7 +373,7 @@ impl RelayThread {
         }
         if readable {
             let mut replies = Vec::new();
-            link.on_readable(|r| replies.push(r))?;
+            link.on_readable(&mut self.scratch, |r| replies.push(r))?;
             for r in replies {
                 self.on_cmd_reply(r)?;
             }
@@ -373,7 +399,7 @@ impl RelayThread {
                 sent,
             }) => {
                 self.shared.record_rtt(sent.elapsed());
-                (self.sink.deliver)(
+                self.deliver(
                     worker,
                     RelayEvent::Reply {
                         token,
@@ -407,7 +433,7 @@ impl RelayThread {
         }
         if readable {
             let mut replies = Vec::new();
-            link.on_readable(|r| replies.push(r))?;
+            link.on_readable(&mut self.scratch, |r| replies.push(r))?;
             for r in replies {
                 self.on_sub_reply(r)?;
             }
@@ -431,7 +457,7 @@ impl RelayThread {
             Some(PubSub::Message { channel, payload }) => {
                 self.shared.stats.received.fetch_add(1, Relaxed);
                 let worker = (self.sink.route)(channel);
-                (self.sink.deliver)(
+                self.deliver(
                     worker,
                     RelayEvent::Message {
                         channel: channel.to_vec(),
@@ -440,9 +466,14 @@ impl RelayThread {
                 );
             }
             Some(PubSub::Subscribed { channel, .. }) => {
-                if let Some(waiters) = self.channels.get_mut(channel) {
-                    for (worker, token) in waiters.drain(..) {
-                        (self.sink.deliver)(
+                let waiters = self
+                    .channels
+                    .get_mut(channel)
+                    .map(std::mem::take)
+                    .unwrap_or_default();
+                {
+                    for (worker, token) in waiters {
+                        self.deliver(
                             worker,
                             RelayEvent::Subscribed {
                                 token,
@@ -478,7 +509,7 @@ impl RelayThread {
         self.shared.set_state(RelayState::Up);
         tracing::info!(node = %self.cfg.node_id, "relay connected to redis");
         for w in 0..self.sink.workers {
-            (self.sink.deliver)(w, RelayEvent::Up);
+            self.deliver(w, RelayEvent::Up);
         }
         if self.backlog.is_empty() {
             self.grace_until = None;
@@ -510,11 +541,11 @@ impl RelayThread {
         }
         // Commands in flight may or may not have run: they are failed, never resent (a
         // publish sent twice would be delivered twice).
-        for p in self.pending.drain(..) {
+        for p in std::mem::take(&mut self.pending) {
             match p {
                 Pending::Worker { worker, token, .. } => {
                     self.shared.stats.dropped_in_flight.fetch_add(1, Relaxed);
-                    (self.sink.deliver)(
+                    self.deliver(
                         worker,
                         RelayEvent::Reply {
                             token,
@@ -534,7 +565,7 @@ impl RelayThread {
             self.shared.stats.reconnects.fetch_add(1, Relaxed);
             tracing::warn!(error = %e, "relay lost redis; reconnecting");
             for w in 0..self.sink.workers {
-                (self.sink.deliver)(w, RelayEvent::Down);
+                self.deliver(w, RelayEvent::Down);
             }
         } else {
             tracing::debug!(error = %e, "relay cannot reach redis");
