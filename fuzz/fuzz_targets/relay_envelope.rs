@@ -58,6 +58,7 @@ fn check_written(parts: &[u8]) {
     let user = Cow::Borrowed(user.as_str());
     let target = match kind {
         Kind::Room => Target::Room { room: &room, seq },
+        Kind::Replay => Target::Replay { room: &room, seq },
         Kind::Presence => Target::Presence { room: &room, user },
         Kind::User => Target::User { user },
         Kind::Notify => Target::Notify { user },

@@ -91,7 +91,7 @@ pub trait App: Sized + 'static {
     /// anything large, since an idle connection pays for the largest variant).
     type Conn;
     /// Messages between the workers' instances of this application (and from other threads
-    /// through [`super::ServerHandle::send`]).
+    /// through [`super::WorkerSender::send`]).
     type PeerMsg: Send + 'static;
 
     /// A complete request head arrived.
