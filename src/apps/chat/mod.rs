@@ -327,9 +327,21 @@ impl Chat {
         self.out.clear();
         wire::welcome(&mut self.out, &uid, &c.name, [GENERAL]);
         self.send_out(id, cx);
-        // Gathered after the join above reached general's home, so the list counts this user.
-        // With the relay, the user's stored notifications come first (right after welcome).
+        // Without a relay, gathered after the join above reached general's home, so the list
+        // counts this user. With one, only once the join is registered in Redis (`JoinDone`).
+        if self.cluster.is_none() {
+            self.start_gather(Purpose::RoomList { conn: id, id: None }, cx);
+        }
+    }
+
+    /// After `welcome` (with the relay configured, once `general`'s join is registered): the
+    /// user's stored notifications, then the room list.
+    fn after_welcome(&mut self, id: ConnId, cx: &mut ChatCx<'_>) {
         if self.relay_up() {
+            let Some(ConnState::Chat(c)) = cx.state(id) else {
+                return;
+            };
+            let uid = c.uid.clone();
             self.relay_inbox(id, &uid);
         } else {
             self.start_gather(Purpose::RoomList { conn: id, id: None }, cx);
@@ -576,7 +588,7 @@ impl Chat {
             ChatMsg::Leave { room, user, worker } => self.home_leave(&room, &user, worker, cx),
             ChatMsg::Publish(req) => self.home_publish(*req, cx),
             ChatMsg::Typing { room, user, frame } if self.relay_up() => {
-                self.relay_typing(&room, &user, &frame);
+                self.relay_typing(&room, &user, frame);
             }
             ChatMsg::Typing { room, user, frame } => {
                 if self.rooms.get(&room).is_some() {
@@ -707,6 +719,7 @@ impl Chat {
                 room,
                 conn,
                 replies,
+                welcome,
             } => {
                 if let Some(ConnState::Chat(c)) = cx.state(conn) {
                     let user = c.user;
@@ -718,6 +731,9 @@ impl Chat {
                 }
                 for json in replies {
                     let _ = cx.send(conn, DataKind::Text, &json);
+                }
+                if welcome && cx.is_open(conn) {
+                    self.after_welcome(conn, cx);
                 }
             }
             ChatMsg::ToConn { conn, json } => {
@@ -813,7 +829,10 @@ impl Chat {
             wire::ack(&mut json, &id.as_id());
             replies.push(json);
         }
-        if !(req.on_connect && replies.is_empty()) {
+        // Without a relay, a join on connect needs no answer (the room list after `welcome`
+        // was asked after it and is answered after it); with one, the list waits for this.
+        let welcome = req.on_connect && self.cluster.is_some();
+        if welcome || !replies.is_empty() {
             let to = req.reply.to;
             self.answer(
                 to.worker,
@@ -821,6 +840,7 @@ impl Chat {
                     room: req.room,
                     conn: to.conn,
                     replies,
+                    welcome,
                 },
                 cx,
             );

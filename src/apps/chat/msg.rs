@@ -240,6 +240,9 @@ pub enum ChatMsg {
         conn: ConnId,
         /// history / user.list / ack, as needed.
         replies: Vec<Vec<u8>>,
+        /// The connection's automatic join of `general` (with the relay configured): once
+        /// it is registered, the connection gets its stored notifications and room list.
+        welcome: bool,
     },
     /// One JSON text message for one connection.
     ToConn {
