@@ -247,6 +247,13 @@ impl Cluster {
         &self.relay.node_id
     }
 
+    /// The live nodes (node → last beat, ms): written by every beat and by every script
+    /// that registers something of this node, so that a node killed before its first beat
+    /// is still found dead by the others.
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
     fn token(&mut self, pending: Pending) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
@@ -439,6 +446,7 @@ impl Chat {
             format!("{}:node:{}:rm", cl.prefix, cl.node()),
             cl.key("seq", &room),
             cl.key("hist", &room),
+            cl.nodes_key(),
         ];
         let channel = cl.key("room", &room);
         let since = req
@@ -447,6 +455,7 @@ impl Chat {
             .to_string();
         let max = cl.presence_max.to_string();
         let sha = cl.scripts.join.sha.clone();
+        let node = cl.node().to_owned();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         cl.eval(
             &sha,
@@ -460,6 +469,7 @@ impl Chat {
                 &presence,
                 if register { b"1" } else { b"0" },
                 since.as_bytes(),
+                node.as_bytes(),
             ],
         );
         cl.ask(me, Pending::Join(Box::new(req)), false);
@@ -506,18 +516,18 @@ impl Chat {
         if let Some(room) = self.rooms.get_mut(&req.room) {
             room.seq = room.seq.max(seq);
         }
-        if !(req.on_connect && replies.is_empty()) {
-            let to = req.reply.to;
-            self.answer(
-                to.worker,
-                ChatMsg::JoinDone {
-                    room: req.room.clone(),
-                    conn: to.conn,
-                    replies,
-                },
-                cx,
-            );
-        }
+        // A join on connect is answered too: the room list after `welcome` waits for it.
+        let to = req.reply.to;
+        self.answer(
+            to.worker,
+            ChatMsg::JoinDone {
+                room: req.room.clone(),
+                conn: to.conn,
+                replies,
+                welcome: req.on_connect,
+            },
+            cx,
+        );
         if newly_synced {
             self.relay_drain_held(&req.room, cx);
         }
@@ -897,13 +907,19 @@ impl Chat {
         let keys = [
             format!("{}:conns", cl.prefix),
             format!("{}:node:{}:conns", cl.prefix, cl.node()),
+            cl.nodes_key(),
         ];
         let sha = cl.scripts.conn.sha.clone();
+        let node = cl.node().to_owned();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         cl.eval(
             &sha,
             &keys,
-            &[user.as_bytes(), node_devices.to_string().as_bytes()],
+            &[
+                user.as_bytes(),
+                node_devices.to_string().as_bytes(),
+                node.as_bytes(),
+            ],
         );
         cl.tell(true);
     }
@@ -1550,9 +1566,11 @@ impl Chat {
             format!("{}:node:{}:rm", cl.prefix, cl.node()),
             cl.key("seq", &room),
             cl.key("hist", &room),
+            cl.nodes_key(),
         ];
         let channel = cl.key("room", &room);
         let sha = cl.scripts.join.sha.clone();
+        let node = cl.node().to_owned();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         cl.eval(
             &sha,
@@ -1566,6 +1584,7 @@ impl Chat {
                 &presence,
                 b"1",
                 b"-1",
+                node.as_bytes(),
             ],
         );
         cl.ask(me, Pending::Registered, false);
@@ -1588,10 +1607,11 @@ impl Chat {
             room: GENERAL,
             user: "x".into(),
         });
-        // "cc1 presence NODE general x\n": the script appends each room and user.
-        let cut = head.len() - "general x\n".len();
+        // "cc1 presence NODE general x\n" cut to "cc1 presence ": the script appends the dead
+        // node (the notice's origin: this node must not skip it as its own), room and user.
+        let cut = head.len() - (cl.node().len() + " general x\n".len());
         head.truncate(cut);
-        let key = format!("{}:nodes", cl.prefix);
+        let key = cl.nodes_key();
         let (expiry, max) = ((3 * BEAT_MS).to_string(), cl.presence_max.to_string());
         let prefix = cl.prefix.clone();
         let node = cl.node().to_owned();
@@ -1611,15 +1631,19 @@ impl Chat {
     }
 
     /// Typing while the relay is up: to every node's members but the typist's connections.
-    pub(super) fn relay_typing(&mut self, room: &Arc<str>, user: &str, frame: &[u8]) {
+    /// The envelope carries the notice's JSON (each node frames it for its own members).
+    pub(super) fn relay_typing(&mut self, room: &Arc<str>, user: &str, frame: Bytes) {
         let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(notice) = Outbound::from_frame(frame) else {
             return;
         };
         let mut env = cl.head(Target::Presence {
             room,
             user: user.into(),
         });
-        env.extend_from_slice(frame);
+        env.extend_from_slice(notice.payload());
         let channel = cl.key("room", room);
         cl.publish_plain(&channel, &env);
     }

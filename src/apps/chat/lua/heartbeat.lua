@@ -2,7 +2,8 @@
 -- and connections taken out of the counts, with presence notices.
 -- KEYS[1] nodes (zset node -> last beat, ms); ARGV[1] this node, ARGV[2] expiry ms,
 -- ARGV[3] key prefix, ARGV[4] presence max, ARGV[5] envelope header of a presence notice
--- before the room (see leave below), built per member here.
+-- before its origin ("cc1 presence "): each leave notice is sent in the dead node's name (so
+-- that every live node, this one included, delivers it), built per member here.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -24,7 +25,7 @@ for _, node in ipairs(dead) do
           local esc = string.gsub(user, '[^!-$&-~]', function(c) return string.format('%%%02X', string.byte(c)) end)
           local json = '{"type":"room.leave","room":' .. cjson.encode(room) .. ',"from":"system","user":' ..
             cjson.encode(user) .. ',"content":' .. cjson.encode(user .. ' left') .. '}'
-          redis.call('PUBLISH', p .. ':room:' .. room, ARGV[5] .. room .. ' ' .. esc .. '\n' .. json)
+          redis.call('PUBLISH', p .. ':room:' .. room, ARGV[5] .. node .. ' ' .. room .. ' ' .. esc .. '\n' .. json)
         end
       end
     end

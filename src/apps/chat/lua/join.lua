@@ -2,9 +2,14 @@
 -- presence notice when it is the user's first node in the room, and answers what the joiner
 -- needs: the room's seq, its users, and its history after ARGV[8] (-1: none).
 -- KEYS[1] members (user -> nodes), KEYS[2] rooms (room -> users), KEYS[3] this node's
--- memberships, KEYS[4] seq, KEYS[5] hist
+-- memberships, KEYS[4] seq, KEYS[5] hist, KEYS[6] nodes (node -> last beat, ms)
 -- ARGV[1] room, ARGV[2] user, ARGV[3] membership key, ARGV[4] presence max, ARGV[5] room
--- channel, ARGV[6] presence envelope, ARGV[7] register, ARGV[8] since
+-- channel, ARGV[6] presence envelope, ARGV[7] register, ARGV[8] since, ARGV[9] this node
+if ARGV[7] == '1' then
+  -- Alive (a node killed before its first beat must still be found dead by the others).
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[6], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[9])
+end
 if ARGV[7] == '1' and redis.call('SADD', KEYS[3], ARGV[3]) == 1 then
   if redis.call('HINCRBY', KEYS[1], ARGV[2], 1) == 1 then
     redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
