@@ -111,6 +111,12 @@ impl Server {
         assert!(status.success(), "kill -TERM failed: {status}");
     }
 
+    /// SIGKILL (no drain, no goodbye to Redis or peers) and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit; panics if it is still running after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chat_client;
+mod cluster;
 mod harness;
 
 mod admission;
@@ -21,6 +22,10 @@ mod handshake;
 mod limits;
 mod metrics;
 mod protocol;
+mod relay_chat;
+mod relay_failover;
+mod relay_notify;
+mod relay_order;
 mod shutdown;
 mod slow;
 mod timeouts;

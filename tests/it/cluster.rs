@@ -1,0 +1,427 @@
+//! Fixtures for the relay tests (`relay_*.rs`): a real `redis-server` and a real `nginx`, each
+//! on a free port above 61000 with its files in a temporary directory, stopped by PID when
+//! dropped; and corecast nodes joined through that Redis.
+//!
+//! Without `redis-server` (or `nginx`) on the PATH a test prints `SKIPPED` and returns, having
+//! checked nothing. CI installs both (`tools/setup.sh`); under `CI=true` a missing one fails the
+//! test instead. Owns no assertion about corecast itself beyond "the relay came up".
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::chat_client::{health, http, status, Client};
+use crate::harness::Server;
+
+/// The API key every node is started with.
+pub const KEY: &str = "relay-test-key";
+/// How long a node may take to reach Redis (or to notice it is gone).
+pub const RELAY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Whether `program` runs (`--version` / `-v` succeeds). When it does not: under `CI=true` the
+/// test fails; otherwise it prints `SKIPPED` and the caller returns.
+fn installed(program: &str, version_flag: &str) -> bool {
+    let ok = Command::new(program)
+        .arg(version_flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is not installed, and CI must run the relay tests (tools/setup.sh installs it)"
+        );
+        eprintln!("SKIPPED: {program} not found on PATH; this relay test checks nothing here");
+    }
+    ok
+}
+
+/// A port above 61000 that nothing listens on right now (found by binding it).
+fn free_port() -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 20);
+    for _ in 0..1000 {
+        let n = NEXT
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(seed)
+            .wrapping_mul(6_364_136_223_846_793_005);
+        let port = 61001 + ((n >> 33) % 4000) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port above 61000");
+}
+
+/// A fresh temporary directory for one fixture.
+fn temp_dir(kind: &str, port: u16) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "corecast-it-{kind}-{}-{port}-{nanos:x}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Sends a signal through kill(1) (the tests use no libc).
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+// ---- Redis -------------------------------------------------------------------------------
+
+/// A `redis-server` of one test: no persistence, bound to 127.0.0.1, killed by PID on drop.
+pub struct Redis {
+    child: Option<Child>,
+    /// Its port (kept across [`Redis::restart`]).
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    /// Starts one and waits for its PONG; `None` (skip) when `redis-server` is not installed.
+    pub fn start() -> Option<Redis> {
+        if !installed("redis-server", "--version") {
+            return None;
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let mut redis = Redis {
+                child: None,
+                port,
+                dir: temp_dir("redis", port),
+            };
+            if redis.spawn() {
+                return Some(redis);
+            }
+            // The port was taken between the probe and redis' bind: try another.
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process on `self.port`; true once it answers PING.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--loglevel", "warning", "--dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if c.try_wait().expect("try_wait").is_some() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if self.ping() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not answer PING", self.port);
+    }
+
+    /// Whether it answers `PING` with `+PONG` right now.
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// SIGKILL, and waits for the process to be gone (its data is lost: no persistence).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running redis-server");
+        // The old listener is gone with the process; a port in TIME_WAIT is no obstacle to
+        // redis (SO_REUSEADDR), but give a slow machine a few tries.
+        for _ in 0..20 {
+            if self.spawn() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not restart on port {}", self.port);
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---- corecast nodes ----------------------------------------------------------------------
+
+/// Starts node `node_id` joined through `redis` under `prefix`, with the API key [`KEY`], no
+/// message rate limit and `extra` flags; returns once its `/health` says the relay is up.
+pub fn node(redis: &Redis, prefix: &str, node_id: &str, extra: &[&str]) -> Server {
+    let url = redis.url();
+    let mut flags = vec![
+        "--redis-url",
+        &url,
+        "--node-id",
+        node_id,
+        "--redis-prefix",
+        prefix,
+        "--api-key",
+        KEY,
+        "--msg-rate",
+        "65535",
+        "--msg-burst",
+        "65535",
+    ];
+    flags.extend_from_slice(extra);
+    let server = Server::start(&flags);
+    wait_relay(server.addr, "up");
+    server
+}
+
+/// Nodes `a`, `b`, … (`n` of them) on one Redis under `prefix`.
+pub fn nodes(redis: &Redis, prefix: &str, n: usize, extra: &[&str]) -> Vec<Server> {
+    ["a", "b", "c", "d"][..n]
+        .iter()
+        .map(|id| node(redis, prefix, id, extra))
+        .collect()
+}
+
+/// Polls `/health` until its `relay` is `state`; fails after [`RELAY_TIMEOUT`]. Returns how
+/// long it took.
+pub fn wait_relay(addr: SocketAddr, state: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let h = health(addr);
+        if h["relay"] == state {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < RELAY_TIMEOUT,
+            "{addr}: relay not {state} after {RELAY_TIMEOUT:?}: {h}"
+        );
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The value of an unlabelled metric (or of one exact `name{labels}` series) from `/metrics`.
+pub fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let resp = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status(&resp), 200);
+    let text = String::from_utf8(resp.body).expect("metrics are utf-8");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(|v| v.trim().parse::<f64>().expect("metric value"))
+        })
+        .unwrap_or_else(|| panic!("{addr}: no {series} in /metrics"))
+}
+
+/// Takes `c`'s messages up to and including the chat in `room` with `content`; returns the
+/// ones before it (all removed).
+pub fn until_chat(c: &mut Client, room: &str, content: &str) -> Vec<Value> {
+    let mut got = c.until(|m| m["type"] == "chat" && m["room"] == room && m["content"] == content);
+    got.pop();
+    got
+}
+
+/// A chat from `sender` in `room` that every client in `observers` then reads up to (the
+/// sender too): a barrier for everything published on the room's channel before it. Asserts
+/// that nothing came before it for anyone, and returns its seq.
+pub fn quiet_barrier(sender: &mut Client, observers: &mut [&mut Client], room: &str) -> u64 {
+    let content = format!("barrier-{}", sender.fresh_id());
+    let seq = sender.chat(room, &content);
+    let before = until_chat(sender, room, &content);
+    assert!(before.is_empty(), "{}: unexpected {before:?}", sender.user);
+    for c in observers.iter_mut() {
+        let before = until_chat(c, room, &content);
+        assert!(before.is_empty(), "{}: unexpected {before:?}", c.user);
+    }
+    seq
+}
+
+/// Polls `what` every 25 ms until it returns `Some`; fails after `within` with `msg`.
+pub fn eventually<T>(within: Duration, msg: &str, mut what: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = what() {
+            return v;
+        }
+        assert!(start.elapsed() < within, "{msg} (after {within:?})");
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+// ---- nginx -------------------------------------------------------------------------------
+
+/// An `nginx` in front of corecast nodes (generated config in a temp dir, `daemon off`),
+/// stopped by PID on drop.
+pub struct Nginx {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx proxying to `upstreams` and waits until `/health` answers through it;
+    /// `None` (skip) when `nginx` is not installed.
+    pub fn start(upstreams: &[SocketAddr]) -> Option<Nginx> {
+        if !installed("nginx", "-v") {
+            return None;
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = temp_dir("nginx", port);
+            let conf = dir.join("nginx.conf");
+            std::fs::write(&conf, nginx_conf(&dir, port, upstreams)).expect("nginx.conf");
+            let child = Command::new("nginx")
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .args(["-g", "daemon off;"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning nginx");
+            let mut nginx = Nginx {
+                child: Some(child),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Some(c) = nginx.child.as_mut() {
+                    if c.try_wait().expect("try_wait").is_some() {
+                        nginx.child = None;
+                        break; // port taken meanwhile (see error.log): try another
+                    }
+                }
+                if TcpStream::connect(nginx.addr).is_ok() {
+                    let resp = http(nginx.addr, "GET", "/health", &["Connection: close"], b"");
+                    assert_eq!(status(&resp), 200, "through nginx: {resp:?}");
+                    return Some(nginx);
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            if nginx.child.is_some() {
+                panic!("nginx did not listen: {}", nginx.error_log());
+            }
+        }
+        panic!("nginx did not start");
+    }
+
+    /// Its error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM lets the master take its workers down; SIGKILL if it lingers.
+            signal(c.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The config of docs/deploy's nginx for two or more nodes, with every path in `dir`.
+fn nginx_conf(dir: &std::path::Path, port: u16, upstreams: &[SocketAddr]) -> String {
+    let d = dir.display();
+    let servers: String = upstreams
+        .iter()
+        .map(|a| format!("        server {a} max_fails=1 fail_timeout=10s;\n"))
+        .collect();
+    format!(
+        "worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+    upstream corecast {{
+        least_conn;
+{servers}    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://corecast;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_read_timeout 75s;
+            proxy_send_timeout 75s;
+            proxy_buffering off;
+        }}
+    }}
+}}
+"
+    )
+}
