@@ -318,7 +318,7 @@ impl Nginx {
             std::fs::write(&conf, nginx_conf(&dir, port, upstreams)).expect("nginx.conf");
             let child = Command::new("nginx")
                 .arg("-p")
-                .arg(&dir)
+                .arg(format!("{}/", dir.display()))
                 .arg("-c")
                 .arg(&conf)
                 .arg("-e")
@@ -358,7 +358,10 @@ impl Nginx {
 
     /// Its error log so far.
     pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+        ["error.log", "logs/error.log"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.dir.join(f)).ok())
+            .collect()
     }
 }
 
@@ -381,47 +384,39 @@ impl Drop for Nginx {
     }
 }
 
-/// The config of docs/deploy's nginx for two or more nodes, with every path in `dir`.
+/// docs/deploy/nginx.conf as shipped, with only its listen address and upstream servers
+/// replaced (so the tests check the configuration users copy). Its relative paths (pid, logs,
+/// temp files) are under `dir`, nginx's `-p` prefix.
 fn nginx_conf(dir: &std::path::Path, port: u16, upstreams: &[SocketAddr]) -> String {
-    let d = dir.display();
+    let shipped = include_str!("../../docs/deploy/nginx.conf");
+    for sub in ["logs", "temp"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("nginx dirs");
+    }
     let servers: String = upstreams
         .iter()
-        .map(|a| format!("        server {a} max_fails=1 fail_timeout=10s;\n"))
+        .map(|a| format!("        server {a} max_fails=3 fail_timeout=10s;\n"))
         .collect();
-    format!(
-        "worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
-    }}
-    upstream corecast {{
-        least_conn;
-{servers}    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://corecast;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_read_timeout 75s;
-            proxy_send_timeout 75s;
-            proxy_buffering off;
-        }}
-    }}
-}}
-"
-    )
+    let mut out = String::new();
+    let (mut listens, mut replaced) = (0, 0);
+    for line in shipped.lines() {
+        let t = line.trim_start();
+        if t == "listen 8080;" {
+            listens += 1;
+            out.push_str(&format!("        listen 127.0.0.1:{port};\n"));
+        } else if t.starts_with("server 127.0.0.1:808") {
+            if replaced == 0 {
+                out.push_str(&servers);
+            }
+            replaced += 1;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert_eq!(
+        (listens, replaced),
+        (1, 2),
+        "docs/deploy/nginx.conf no longer has `listen 8080;` and two `server 127.0.0.1:808x` lines"
+    );
+    out
 }

@@ -361,6 +361,15 @@ fn api_calls_on_one_node_reach_the_other() {
     }
     let r = post(a, "/api/publish", json!({"room":"nowhere","type":"hello"}));
     assert_eq!(r, json!({"delivered":0,"seq":0}));
+    // A room joined on b only and never written to exists for a too.
+    bob.join("quiet");
+    let r = post(a, "/api/publish", json!({"room":"quiet","type":"first"}));
+    assert_eq!(
+        r,
+        json!({"delivered":0,"seq":1}),
+        "delivered counts a's connections"
+    );
+    assert_eq!(bob.take(|m| m["type"] == "first")["seq"], 1);
 
     // disconnect on a closes bob's connections on b with 1008, counted cluster-wide.
     let r = post(a, "/api/disconnect", json!({"user":"bob"}));

@@ -1613,6 +1613,7 @@ impl Chat {
         head.truncate(cut);
         let key = cl.nodes_key();
         let (expiry, max) = ((3 * BEAT_MS).to_string(), cl.presence_max.to_string());
+        let ttl = cl.room_ttl_s.to_string();
         let prefix = cl.prefix.clone();
         let node = cl.node().to_owned();
         let sha = cl.scripts.heartbeat.sha.clone();
@@ -1625,6 +1626,7 @@ impl Chat {
                 prefix.as_bytes(),
                 max.as_bytes(),
                 &head,
+                ttl.as_bytes(),
             ],
         );
         cl.tell(false);

@@ -3,7 +3,8 @@
 -- KEYS[1] nodes (zset node -> last beat, ms); ARGV[1] this node, ARGV[2] expiry ms,
 -- ARGV[3] key prefix, ARGV[4] presence max, ARGV[5] envelope header of a presence notice
 -- before its origin ("cc1 presence "): each leave notice is sent in the dead node's name (so
--- that every live node, this one included, delivers it), built per member here.
+-- that every live node, this one included, delivers it), built per member here; ARGV[6] the
+-- room TTL in seconds (a room left empty by a dead node expires like one left by its users).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -20,6 +21,11 @@ for _, node in ipairs(dead) do
         redis.call('HDEL', members, user)
         if redis.call('HINCRBY', p .. ':rooms', room, -1) <= 0 then
           redis.call('HDEL', p .. ':rooms', room)
+          -- Empty now: the room's TTL starts, as after a leave (general never expires).
+          if room ~= 'general' then
+            redis.call('EXPIRE', p .. ':seq:' .. room, tonumber(ARGV[6]))
+            redis.call('EXPIRE', p .. ':hist:' .. room, tonumber(ARGV[6]))
+          end
         end
         if redis.call('HLEN', members) < tonumber(ARGV[4]) then
           local esc = string.gsub(user, '[^!-$&-~]', function(c) return string.format('%%%02X', string.byte(c)) end)

@@ -17,6 +17,9 @@ if ARGV[7] == '1' and redis.call('SADD', KEYS[3], ARGV[3]) == 1 then
       redis.call('PUBLISH', ARGV[5], ARGV[6])
     end
   end
+  -- The seq key is the room's existence (an API publish does not create a room): a room
+  -- joined but never written to exists too. Kept while it has members, for the TTL after.
+  redis.call('SET', KEYS[4], '0', 'NX')
   redis.call('PERSIST', KEYS[4])
   redis.call('PERSIST', KEYS[5])
 end

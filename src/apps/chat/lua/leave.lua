@@ -1,6 +1,6 @@
 -- A user's last connection on this node left the room: unregister, publish the presence
 -- notice when it was the user's last node, and start the room's TTL when it is empty.
--- KEYS as join.lua; ARGV[1..6] as join.lua, ARGV[7] ttl seconds (0: never expires)
+-- KEYS[1..5] as join.lua; ARGV[1..6] as join.lua, ARGV[7] ttl seconds (0: never expires)
 if redis.call('SREM', KEYS[3], ARGV[3]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
 if n > 0 then return n end
