@@ -199,4 +199,8 @@ impl App for Corecast {
     fn on_tick(&mut self, cx: &mut AppCx<'_>) {
         self.chat.on_tick(cx);
     }
+
+    fn on_settled(&mut self) {
+        self.chat.on_settled();
+    }
 }

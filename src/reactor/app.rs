@@ -144,6 +144,11 @@ pub trait App: Sized + 'static {
 
     /// Called on every timer sweep (at most once a second): expiry of application state.
     fn on_tick(&mut self, _cx: &mut Cx<'_, Self::Conn, Self::PeerMsg>) {}
+
+    /// Called once the worker has handled a batch of events and its own messages, before it
+    /// waits again: the moment to wake another thread the application queued work for (once
+    /// per batch, as the worker does for its peers).
+    fn on_settled(&mut self) {}
 }
 
 /// A data frame encoded once and shared by every recipient, with its compressed variants

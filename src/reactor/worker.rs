@@ -228,6 +228,7 @@ impl<A: App> Worker<A> {
                 break;
             }
         }
+        self.app.on_settled();
         self.ctx.wake_peers();
     }
 

@@ -263,6 +263,18 @@ impl RelayHandle {
             let _ = self.waker.wake();
         }
     }
+
+    /// Queues `cmd` without waking the relay thread: the caller calls [`RelayHandle::wake`]
+    /// once after a batch (a worker does at the end of its loop iteration), which saves an
+    /// eventfd write and a context switch per command under load.
+    pub fn send_later(&self, cmd: RelayCmd) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// Wakes the relay thread for what [`RelayHandle::send_later`] queued.
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
 }
 
 /// A relay whose thread has not started yet (the workers need the handle first).

@@ -205,6 +205,8 @@ pub struct Cluster {
     users: HashMap<Arc<str>, bool>,
     cmd: Vec<u8>,
     next_beat: Millis,
+    /// Commands were queued for the relay thread since it was last woken.
+    wake_relay: bool,
     inbox_max: usize,
     inbox_ttl_s: u64,
     room_ttl_s: u64,
@@ -231,6 +233,7 @@ impl Cluster {
             users: HashMap::new(),
             cmd: Vec::new(),
             next_beat: 0,
+            wake_relay: false,
             inbox_max: cfg.inbox_max,
             inbox_ttl_s: cfg.inbox_ttl.as_secs().max(1),
             room_ttl_s: cfg.room_ttl.as_secs().max(1),
@@ -264,18 +267,33 @@ impl Cluster {
     /// Sends `self.cmd` for a reply to `pending`.
     fn ask(&mut self, worker: usize, pending: Pending, backlog: bool) {
         let token = self.token(pending);
-        self.relay.send(RelayCmd::Command {
-            cmd: std::mem::take(&mut self.cmd),
+        let cmd = std::mem::take(&mut self.cmd);
+        self.send(RelayCmd::Command {
+            cmd,
             worker,
             token,
             backlog,
         });
     }
 
+    /// Hands `cmd` to the relay thread, woken once per worker iteration ([`Cluster::wake`]).
+    fn send(&mut self, cmd: RelayCmd) {
+        self.relay.send_later(cmd);
+        self.wake_relay = true;
+    }
+
+    /// Wakes the relay thread if this worker handed it something since the last call.
+    pub(super) fn wake(&mut self) {
+        if std::mem::take(&mut self.wake_relay) {
+            self.relay.wake();
+        }
+    }
+
     /// Sends `self.cmd`; nobody waits for the reply.
     fn tell(&mut self, backlog: bool) {
-        self.relay.send(RelayCmd::Quiet {
-            cmd: std::mem::take(&mut self.cmd),
+        let cmd = std::mem::take(&mut self.cmd);
+        self.send(RelayCmd::Quiet {
+            cmd,
             backlog,
         });
     }
@@ -419,7 +437,7 @@ impl Chat {
                 rr.waiting.push((req, register));
                 let channel = cl.key("room", &room).into_bytes();
                 let token = cl.token(Pending::Subscribed(room));
-                cl.relay.send(RelayCmd::Subscribe {
+                cl.send(RelayCmd::Subscribe {
                     channel,
                     worker: me,
                     token,
@@ -583,7 +601,7 @@ impl Chat {
             if let Some(rr) = cl.rooms.remove(room) {
                 if rr.sub != Sub::No {
                     let channel = cl.key("room", room).into_bytes();
-                    cl.relay.send(RelayCmd::Unsubscribe { channel });
+                    cl.send(RelayCmd::Unsubscribe { channel });
                 }
             }
         }
@@ -894,7 +912,7 @@ impl Chat {
             cl.users.insert(user.clone(), false);
             let channel = cl.key("user", user).into_bytes();
             let token = cl.token(Pending::UserSubscribed(user.clone()));
-            cl.relay.send(RelayCmd::Subscribe {
+            cl.send(RelayCmd::Subscribe {
                 channel,
                 worker: me,
                 token,
@@ -902,7 +920,7 @@ impl Chat {
         }
         if node_devices == 0 && cl.users.remove(user).is_some() {
             let channel = cl.key("user", user).into_bytes();
-            cl.relay.send(RelayCmd::Unsubscribe { channel });
+            cl.send(RelayCmd::Unsubscribe { channel });
         }
         let keys = [
             format!("{}:conns", cl.prefix),
@@ -1499,7 +1517,7 @@ impl Chat {
                 rr.sub = Sub::Pending;
                 let channel = cl.key("room", &room).into_bytes();
                 let token = cl.token(Pending::Subscribed(room.clone()));
-                cl.relay.send(RelayCmd::Subscribe {
+                cl.send(RelayCmd::Subscribe {
                     channel,
                     worker: me,
                     token,

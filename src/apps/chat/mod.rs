@@ -288,6 +288,14 @@ impl Chat {
         }
     }
 
+    /// The worker is about to wait: the relay thread is woken once for everything this
+    /// batch queued for it.
+    pub fn on_settled(&mut self) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.wake();
+        }
+    }
+
     /// A `/ws` connection opened: register it, join `general`, welcome it.
     pub fn on_open(&mut self, id: ConnId, c: &mut ChatConn, cx: &mut ChatCx<'_>) {
         let (user, uid) = self.local.attach(&c.uid, id);
