@@ -75,10 +75,11 @@ fn a_killed_node_vanishes_from_presence_and_counts() {
 }
 
 /// Reads `c`'s chats in `room` until it has seen every content in `want`; fails on a
-/// duplicate or a seq that does not rise.
-fn collect_chats(c: &mut Client, room: &str, want: &[&str], last_seq: &mut u64) {
+/// duplicate or a seq that does not rise. Returns the contents in the order they came.
+fn collect_chats(c: &mut Client, room: &str, want: &[&str], last_seq: &mut u64) -> Vec<String> {
     let mut need: HashSet<&str> = want.iter().copied().collect();
     let mut seen = HashSet::new();
+    let mut order = Vec::new();
     while !need.is_empty() {
         let m = c.take(|m| m["type"] == "chat" && m["room"] == room);
         let content = m["content"].as_str().expect("content").to_string();
@@ -91,7 +92,18 @@ fn collect_chats(c: &mut Client, room: &str, want: &[&str], last_seq: &mut u64) 
         );
         *last_seq = seq;
         need.remove(content.as_str());
+        order.push(content);
     }
+    order
+}
+
+/// `prefix 0` .. `prefix n-1`.
+fn batch(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix} {i}")).collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 #[test]
@@ -122,24 +134,58 @@ fn a_redis_outage_keeps_each_node_serving_and_heals() {
             "a node without Redis still serves"
         );
     }
-    // Each node orders its rooms itself meanwhile: its own members hear each other.
-    let s = ann.chat("ops", "during a");
-    assert!(s > seqs[0], "seq {s} went backwards");
-    bob.chat("ops", "during b");
-    collect_chats(&mut ann, "ops", &["during a"], &mut seqs[0]);
-    collect_chats(&mut cat, "ops", &["during a"], &mut seqs[1]);
-    collect_chats(&mut bob, "ops", &["during b"], &mut seqs[2]);
-    assert!(metric(a, "corecast_relay_up") == 0.0);
+    // Each node orders its rooms itself meanwhile: its own members hear each other, in the
+    // order sent.
+    let during_a = batch("during a", 20);
+    let during_b = batch("during b", 5);
+    let first = ann.chat("ops", &during_a[0]);
+    assert!(first > seqs[0], "seq {first} went backwards");
+    let rest: Vec<Value> = during_a[1..]
+        .iter()
+        .map(|c| json!({"type":"chat","room":"ops","content":c}))
+        .collect();
+    ann.send_batch(&rest);
+    for c in &during_b {
+        bob.chat("ops", c);
+    }
+    assert_eq!(
+        collect_chats(&mut ann, "ops", &strs(&during_a), &mut seqs[0]),
+        during_a
+    );
+    assert_eq!(
+        collect_chats(&mut cat, "ops", &strs(&during_a), &mut seqs[1]),
+        during_a
+    );
+    assert_eq!(
+        collect_chats(&mut bob, "ops", &strs(&during_b), &mut seqs[2]),
+        during_b
+    );
+    assert_eq!(metric(a, "corecast_relay_up"), 0.0);
+    assert!(
+        metric(a, "corecast_relay_backlog") >= 20.0,
+        "the outage messages wait"
+    );
 
     // Back, empty: the nodes re-register, each one's outage messages reach the other node,
-    // once, numbered after what its members saw; then chat crosses again.
+    // once, in order, numbered after what its members saw; then chat crosses again.
     redis.restart();
     for at in [a, b] {
         wait_relay(at, "up");
     }
-    collect_chats(&mut ann, "ops", &["during b"], &mut seqs[0]);
-    collect_chats(&mut cat, "ops", &["during b"], &mut seqs[1]);
-    collect_chats(&mut bob, "ops", &["during a"], &mut seqs[2]);
+    assert_eq!(
+        collect_chats(&mut ann, "ops", &strs(&during_b), &mut seqs[0]),
+        during_b
+    );
+    assert_eq!(
+        collect_chats(&mut cat, "ops", &strs(&during_b), &mut seqs[1]),
+        during_b
+    );
+    assert_eq!(
+        collect_chats(&mut bob, "ops", &strs(&during_a), &mut seqs[2]),
+        during_a
+    );
+    assert_eq!(metric(a, "corecast_relay_backlog"), 0.0);
+    assert!(metric(a, "corecast_relay_reconnects_total") >= 1.0);
     let s = bob.chat("ops", "after");
     assert!(s > seqs[2], "seq {s} after {}", seqs[2]);
     for (c, s) in [&mut ann, &mut cat, &mut bob].into_iter().zip(&mut seqs) {
@@ -267,4 +313,58 @@ fn behind_nginx_clients_of_a_stopped_node_resume_on_the_other() {
         r.read_to("hall", "all here");
     }
     drop(proxy);
+}
+
+#[test]
+fn a_full_backlog_drops_the_oldest_and_counts_them() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let n = nodes(&redis, "backlog", 2, &["--relay-backlog", "8"]);
+    let (a, b) = (n[0].addr, n[1].addr);
+    let (mut ann, _) = connect(a, "ann");
+    let (mut bob, _) = connect(b, "bob");
+    ann.join("ops");
+    bob.join("ops");
+    redis.kill();
+    wait_relay(a, "down");
+    let sent = batch("m", 20);
+    let mut last = 0;
+    for c in &sent {
+        ann.chat("ops", c);
+    }
+    // Locally nothing is lost.
+    assert_eq!(
+        collect_chats(&mut ann, "ops", &strs(&sent), &mut last),
+        sent
+    );
+    let dropped = metric(a, "corecast_relay_dropped_total{reason=\"backlog_full\"}");
+    assert!(dropped >= 12.0, "dropped {dropped}");
+    assert!(metric(a, "corecast_relay_backlog") <= 8.0);
+    redis.restart();
+    wait_relay(a, "up");
+    wait_relay(b, "up");
+    // The other node gets the newest that were kept, in order, once: a tail of the batch
+    // (the backlog holds commands, and a slot may hold another kind than a message).
+    let mut got: Vec<String> = Vec::new();
+    let mut last = 0;
+    while got.last().map(String::as_str) != Some("m 19") {
+        let m = bob.take(|m| m["type"] == "chat" && m["room"] == "ops");
+        let seq = m["seq"].as_u64().expect("seq");
+        assert!(seq > last, "seq {seq} after {last}");
+        last = seq;
+        got.push(m["content"].as_str().expect("content").to_string());
+    }
+    assert!((6..=8).contains(&got.len()), "{got:?}");
+    assert_eq!(
+        got,
+        sent[sent.len() - got.len()..],
+        "not the newest, in order"
+    );
+    let extra: Vec<Value> = bob
+        .drain()
+        .into_iter()
+        .filter(|m| m["type"] == "chat")
+        .collect();
+    assert!(extra.is_empty(), "{extra:?}");
 }

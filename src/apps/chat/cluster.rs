@@ -292,10 +292,7 @@ impl Cluster {
     /// Sends `self.cmd`; nobody waits for the reply.
     fn tell(&mut self, backlog: bool) {
         let cmd = std::mem::take(&mut self.cmd);
-        self.send(RelayCmd::Quiet {
-            cmd,
-            backlog,
-        });
+        self.send(RelayCmd::Quiet { cmd, backlog });
     }
 
     fn head(&self, target: Target<'_>) -> Vec<u8> {
@@ -1387,7 +1384,29 @@ impl Chat {
             // Redis' seq is now at least this node's: nothing else to do here. What was
             // published while this node could not hear (another node's replay, or everything
             // when Redis itself stayed up) arrives as a gap, filled from the history.
-            Pending::Bump(room) => self.relay_drain_held(&room, cx),
+            //
+            // Not only then: what another node replayed into the room while this one was still
+            // reconnecting was published before this node resubscribed, and a quiet room might
+            // not see another message for a long time. Redis' seq (the bump's answer) tells
+            // whether anything was missed; if so, it is fetched now.
+            Pending::Bump(room) => {
+                let seq = reply.ok().and_then(|r| r.as_i64()).unwrap_or(0);
+                let from = self
+                    .cluster
+                    .as_mut()
+                    .and_then(|cl| cl.rooms.get_mut(&room))
+                    .and_then(|rr| match rr.last {
+                        Some(last) if (last as i64) < seq && !rr.fetching => {
+                            rr.fetching = true;
+                            Some(last + 1)
+                        }
+                        _ => None,
+                    });
+                match from {
+                    Some(from) => self.relay_fetch(&room, from),
+                    None => self.relay_drain_held(&room, cx),
+                }
+            }
             Pending::Private(req, frame) => self.relay_private_done(*req, frame, reply, cx),
             Pending::Notify {
                 user,
