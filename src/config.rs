@@ -92,7 +92,7 @@ pub struct Config {
     pub inbox_max: usize,
     /// How long stored notifications are kept. Default: 7 days.
     pub inbox_ttl: Duration,
-    /// Messages kept for Redis while it is unreachable (oldest dropped). Default: 10,000.
+    /// Commands kept for Redis while it is unreachable (oldest dropped). Default: 10,000.
     pub relay_backlog: usize,
 }
 

@@ -163,7 +163,7 @@ struct Args {
     /// How long stored notifications are kept.
     #[arg(long, env = "CORECAST_INBOX_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     inbox_ttl: Duration,
-    /// Messages kept for Redis while it is unreachable (oldest dropped).
+    /// Commands kept for Redis while it is unreachable: the room messages to replay to the other nodes, leaves, connection counts (oldest dropped).
     #[arg(long, env = "CORECAST_RELAY_BACKLOG", default_value_t = 10_000)]
     relay_backlog: usize,
 }
@@ -289,6 +289,11 @@ fn run() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal (journald and log files get plain lines); NO_COLOR too.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let cli = parse_args()?;
     if let Some(Cmd::Token(t)) = cli.cmd {
@@ -329,6 +334,10 @@ fn run() -> anyhow::Result<()> {
                 url,
                 node_id: cfg.node_id.clone(),
                 backlog: cfg.relay_backlog,
+                first_connect: corecast::apps::chat::cluster::first_connect_commands(
+                    &cfg,
+                    &corecast::apps::chat::cluster::Scripts::new(),
+                ),
             })
             .context("starting the relay")?;
             tracing::info!(node = %cfg.node_id, prefix = %cfg.redis_prefix, "relay on");
@@ -346,6 +355,7 @@ fn run() -> anyhow::Result<()> {
     let handle = server
         .start(move |worker| Corecast::new(worker, &app_shared))
         .context("starting workers")?;
+    let mut relay_thread = None;
     if let (Some(relay), Some((_, scripts))) = (relay, shared.relay.as_ref()) {
         let to_workers = handle.sender();
         let waker = handle.sender();
@@ -359,9 +369,12 @@ fn run() -> anyhow::Result<()> {
             route: Box::new(move |channel| route(&prefix, workers, channel)),
             workers,
         };
-        relay
-            .start(sink, scripts.all())
-            .context("starting the relay")?;
+        relay_thread = Some((
+            relay.handle(),
+            relay
+                .start(sink, scripts.all())
+                .context("starting the relay")?,
+        ));
     }
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.
@@ -380,6 +393,12 @@ fn run() -> anyhow::Result<()> {
     });
     let stats = handle.stats();
     handle.join();
+    // The workers' last words to Redis (leaves, connection counts of the drained clients)
+    // are written before the process ends.
+    if let Some((relay, thread)) = relay_thread {
+        relay.stop();
+        let _ = thread.join();
+    }
     tracing::info!(?stats, "stopped");
     Ok(())
 }

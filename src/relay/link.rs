@@ -24,6 +24,10 @@ pub enum LinkError {
     /// The server closed the connection.
     #[error("connection closed by redis")]
     Closed,
+    /// A reply (or the connection setup) took longer than the relay allows: Redis is stalled
+    /// or its host is gone without a reset.
+    #[error("no reply from redis in {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// A connection in progress or established.
@@ -63,6 +67,11 @@ impl Link {
     /// Deregisters the socket (it closes when dropped).
     pub fn close(mut self, registry: &Registry) {
         let _ = registry.deregister(&mut self.sock);
+    }
+
+    /// Whether everything appended to the send buffer was written to the socket.
+    pub fn written(&self) -> bool {
+        self.out_pos >= self.out.len()
     }
 
     /// The send buffer, to append commands to (then call [`Link::flush`]).

@@ -36,6 +36,11 @@ pub struct RelayConfig {
     pub node_id: String,
     /// Commands kept while Redis is unreachable (the oldest are dropped beyond it).
     pub backlog: usize,
+    /// Commands sent once, on the process's first connection, right after the setup and
+    /// before the workers hear that the relay is up (each one command; replies are only
+    /// checked for errors). The chat service clears what a previous process with the same
+    /// node id left registered.
+    pub first_connect: Vec<Vec<u8>>,
 }
 
 /// A Lua script the relay loads on every (re)connect, so `EVALSHA` finds it.
@@ -93,6 +98,9 @@ pub enum RelayCmd {
         /// The channel.
         channel: Vec<u8>,
     },
+    /// The server stops: write out what is queued, wait briefly for the replies, then end
+    /// the thread (see [`RelayHandle::stop`]).
+    Stop,
 }
 
 /// What the relay tells a worker.
@@ -168,6 +176,9 @@ pub struct RelayStats {
     pub backlog: AtomicU64,
     /// Error replies to commands nobody waited for.
     pub command_errors: AtomicU64,
+    /// Stored notifications dropped from a full inbox (the oldest go; counted by the node
+    /// that stored the new one).
+    pub inbox_dropped: AtomicU64,
 }
 
 /// What the relay thread shares with everyone: state, counters, round-trip times.
@@ -269,6 +280,13 @@ impl RelayHandle {
     /// eventfd write and a context switch per command under load.
     pub fn send_later(&self, cmd: RelayCmd) {
         let _ = self.tx.send(cmd);
+    }
+
+    /// Asks the relay thread to finish: what the workers queued (the leaves and connection
+    /// counts of a draining node) is written to Redis, and the thread ends once the replies
+    /// are in, or after a second at most. Join its handle afterwards.
+    pub fn stop(&self) {
+        self.send(RelayCmd::Stop);
     }
 
     /// Wakes the relay thread for what [`RelayHandle::send_later`] queued.

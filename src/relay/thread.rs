@@ -35,11 +35,19 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// After a reconnect, how long the backlog waits so that the workers' resync (which raises
 /// each room's seq to what this node reached alone) goes first.
 const BACKLOG_GRACE: Duration = Duration::from_millis(300);
+/// The longest a reply (or a new connection's setup) may take. Beyond it Redis is taken for
+/// gone (stalled, or its host vanished without a reset, which TCP alone would notice only
+/// after minutes): both links are closed and the node goes on alone until it reconnects.
+/// The chat service's heartbeat keeps a command in flight every 2 s, so a silent Redis is
+/// noticed within this plus 2 s.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping relay waits for the replies of what it wrote out.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// What a reply on the command connection is for.
 enum Pending {
     /// Part of the connection setup (AUTH, SELECT, SCRIPT LOAD, CLIENT SETNAME).
-    Setup,
+    Setup { sent: Instant },
     /// A worker's command: the reply goes back to it.
     Worker {
         worker: usize,
@@ -85,6 +93,13 @@ pub(super) struct RelayThread {
     scratch: Box<[u8]>,
     /// Workers handed an event this iteration: woken once at its end.
     to_wake: Vec<bool>,
+    /// When the links of the current attempt were opened (for the setup's timeout).
+    connected_at: Option<Instant>,
+    /// `cfg.first_connect` went out on a connection that came up.
+    first_connect_done: bool,
+    /// Set by [`RelayCmd::Stop`] (or when every handle is gone): the thread ends once the
+    /// command link has written everything and has no reply pending, or at this deadline.
+    stopping: Option<Instant>,
 }
 
 impl RelayThread {
@@ -118,6 +133,9 @@ impl RelayThread {
             rng: seed | 1,
             scratch: vec![0; 64 << 10].into_boxed_slice(),
             to_wake: Vec::new(),
+            connected_at: None,
+            first_connect_done: false,
+            stopping: None,
         }
     }
 
@@ -125,11 +143,16 @@ impl RelayThread {
         let mut events = Events::with_capacity(64);
         loop {
             let now = Instant::now();
-            let timeout = [self.reconnect_at, self.grace_until]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| t.saturating_duration_since(now));
+            let timeout = [
+                self.reconnect_at,
+                self.grace_until,
+                self.reply_deadline(),
+                self.stopping.map(|_| now + Duration::from_millis(10)),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "relay poll failed");
@@ -148,10 +171,13 @@ impl RelayThread {
                     failed = Some(e);
                 }
             }
+            if failed.is_none() && self.reply_deadline().is_some_and(|t| Instant::now() >= t) {
+                failed = Some(LinkError::Timeout(REPLY_TIMEOUT));
+            }
             if let Some(e) = failed {
                 self.link_failed(&e);
             }
-            if self.reconnect_at.is_some_and(|t| Instant::now() >= t) {
+            if self.stopping.is_none() && self.reconnect_at.is_some_and(|t| Instant::now() >= t) {
                 self.reconnect_at = None;
                 if let Err(e) = self.connect() {
                     self.link_failed(&LinkError::Io(e));
@@ -161,14 +187,49 @@ impl RelayThread {
                 self.grace_until = None;
                 self.send_backlog();
             }
-            if self.drain_inbox() {
-                return; // every handle is gone: the server stopped
+            if self.drain_inbox() && self.stopping.is_none() {
+                // Every handle is gone: the server stopped without saying so.
+                self.stopping = Some(Instant::now() + STOP_WAIT);
             }
             if let Err(e) = self.flush() {
                 self.link_failed(&e);
             }
             self.wake_workers();
+            if let Some(deadline) = self.stopping {
+                let done = self
+                    .cmd
+                    .as_ref()
+                    .is_none_or(|l| l.written() && self.pending.is_empty());
+                if done || Instant::now() >= deadline {
+                    if !self.backlog.is_empty() || !self.pending.is_empty() {
+                        tracing::warn!(
+                            unsent = self.backlog.len(),
+                            unanswered = self.pending.len(),
+                            "relay stopped with commands Redis did not take"
+                        );
+                    }
+                    return;
+                }
+            }
         }
+    }
+
+    /// When the oldest reply in flight (or the setup of a connection that is not up yet) is
+    /// overdue.
+    fn reply_deadline(&self) -> Option<Instant> {
+        self.cmd.as_ref()?;
+        let oldest = match self.pending.front() {
+            Some(
+                Pending::Setup { sent } | Pending::Worker { sent, .. } | Pending::Quiet { sent },
+            ) => Some(*sent),
+            None => None,
+        };
+        let setup = if self.up { None } else { self.connected_at };
+        [oldest, setup]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t + REPLY_TIMEOUT)
     }
 
     /// Hands `ev` to worker `w` (woken at the end of the iteration).
@@ -265,6 +326,9 @@ impl RelayThread {
                     }
                 }
             }
+            RelayCmd::Stop => {
+                self.stopping.get_or_insert(Instant::now() + STOP_WAIT);
+            }
         }
     }
 
@@ -329,6 +393,8 @@ impl RelayThread {
         self.pending.clear();
         self.cmd_setup = 0;
         self.sub_setup = 0;
+        let now = Instant::now();
+        self.connected_at = Some(now);
         for (link, setup, name) in [
             (&mut cmd, &mut self.cmd_setup, "cmd"),
             (&mut sub, &mut self.sub_setup, "sub"),
@@ -356,7 +422,14 @@ impl RelayThread {
             self.cmd_setup += 1;
         }
         for _ in 0..self.cmd_setup {
-            self.pending.push_back(Pending::Setup);
+            self.pending.push_back(Pending::Setup { sent: now });
+        }
+        // Before anything a worker sends on this connection (workers send once it is up).
+        if !self.first_connect_done {
+            for c in &self.cfg.first_connect {
+                cmd.out().extend_from_slice(c);
+                self.pending.push_back(Pending::Quiet { sent: now });
+            }
         }
         self.cmd = Some(cmd);
         self.sub = Some(sub);
@@ -383,7 +456,7 @@ impl RelayThread {
 
     fn on_cmd_reply(&mut self, reply: Reply) -> Result<(), LinkError> {
         match self.pending.pop_front() {
-            Some(Pending::Setup) => {
+            Some(Pending::Setup { .. }) => {
                 if let Reply::Error(e) = &reply {
                     let text = String::from_utf8_lossy(e).into_owned();
                     return Err(LinkError::Io(io::Error::other(format!(
@@ -505,6 +578,8 @@ impl RelayThread {
             write_command(sub.out(), &[b"SUBSCRIBE", channel]);
         }
         self.up = true;
+        self.first_connect_done = true;
+        self.connected_at = None;
         self.backoff = BACKOFF_MIN;
         self.shared.set_state(RelayState::Up);
         tracing::info!(node = %self.cfg.node_id, "relay connected to redis");
@@ -556,7 +631,7 @@ impl RelayThread {
                 Pending::Quiet { .. } => {
                     self.shared.stats.dropped_in_flight.fetch_add(1, Relaxed);
                 }
-                Pending::Setup => {}
+                Pending::Setup { .. } => {}
             }
         }
         let was_up = std::mem::replace(&mut self.up, false);
