@@ -166,7 +166,14 @@ impl<A: App> Worker<A> {
                 self.settle();
             }
             if let Some(deadline) = self.drain_deadline {
-                if self.conns.is_empty() || reached(self.ctx.now, deadline) {
+                // Done when no worker holds a connection any more and nothing is left in this
+                // one's inbox: the endings of the other workers' connections may still bring
+                // work here (a room's or user's home handles their leaves).
+                let done = self.conns.is_empty()
+                    && self.ctx.total_conns.load(Ordering::SeqCst) == 0
+                    && self.inbox.is_empty()
+                    && self.ctx.local.is_empty();
+                if done || reached(self.ctx.now, deadline) {
                     tracing::debug!(
                         worker = self.ctx.id,
                         left = self.conns.len(),
@@ -200,6 +207,10 @@ impl<A: App> Worker<A> {
         }
         if let Some(t) = self.drain_deadline {
             wait = wait.min(until(t));
+            if self.conns.is_empty() {
+                // Waiting for the other workers' connections to end: look again soon.
+                wait = wait.min(10);
+            }
         }
         Duration::from_millis(u64::from(wait))
     }
@@ -402,9 +413,6 @@ impl<A: App> Worker<A> {
                 continue;
             };
             stats::dec(&self.ctx.stats.connections);
-            if conn.counted {
-                self.ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
-            }
             let id = ConnId {
                 key: key as u32,
                 gen: conn.gen,
@@ -414,6 +422,12 @@ impl<A: App> Worker<A> {
             if let Some(state) = state {
                 let (app, mut cx) = self.cx();
                 app.on_close(id, state, &mut cx);
+            }
+            // After `on_close`: what it sent other workers is in their inboxes before the
+            // process-wide count drops, so a draining worker that sees 0 connections and an
+            // empty inbox has nothing left to handle (see the drain check in `run`).
+            if conn.counted {
+                self.ctx.total_conns.fetch_sub(1, Ordering::SeqCst);
             }
         }
         let mut closed = closed;

@@ -1424,6 +1424,16 @@ impl Chat {
                 };
                 let parts = items(&r);
                 let (n, stored) = (int(parts.first()), int(parts.get(1)) == 1);
+                let dropped = int(parts.get(2));
+                if dropped > 0 {
+                    if let Some(cl) = self.cluster.as_ref() {
+                        cl.relay
+                            .shared
+                            .stats
+                            .inbox_dropped
+                            .fetch_add(dropped, Relaxed);
+                    }
+                }
                 if n > 0 {
                     self.deliver_user_everywhere(&user, &frame, None, cx);
                 }
@@ -1640,32 +1650,15 @@ impl Chat {
             return;
         }
         cl.next_beat = now.wrapping_add(BEAT_MS);
-        let mut head = cl.head(Target::Presence {
-            room: GENERAL,
-            user: "x".into(),
-        });
-        // "cc1 presence NODE general x\n" cut to "cc1 presence ": the script appends the dead
-        // node (the notice's origin: this node must not skip it as its own), room and user.
-        let cut = head.len() - (cl.node().len() + " general x\n".len());
-        head.truncate(cut);
-        let key = cl.nodes_key();
-        let (expiry, max) = ((3 * BEAT_MS).to_string(), cl.presence_max.to_string());
-        let ttl = cl.room_ttl_s.to_string();
-        let prefix = cl.prefix.clone();
-        let node = cl.node().to_owned();
-        let sha = cl.scripts.heartbeat.sha.clone();
-        cl.eval(
-            &sha,
-            &[&key],
-            &[
-                node.as_bytes(),
-                expiry.as_bytes(),
-                prefix.as_bytes(),
-                max.as_bytes(),
-                &head,
-                ttl.as_bytes(),
-            ],
+        let beat = heartbeat_command(
+            &cl.scripts,
+            &cl.prefix,
+            cl.node(),
+            cl.presence_max,
+            cl.room_ttl_s,
+            false,
         );
+        cl.cmd = beat;
         cl.tell(false);
     }
 
@@ -1686,4 +1679,52 @@ impl Chat {
         let channel = cl.key("room", room);
         cl.publish_plain(&channel, &env);
     }
+}
+
+/// `EVALSHA heartbeat.lua` for `node`: beats, and takes nodes silent for 3 beats out of the
+/// counts (with leave notices in their names: "cc1 presence " + node + room + user, built
+/// by the script). With `reset`, `node`'s own registrations go too: the first command of a
+/// process, which may reuse the id of one that was killed (its users are not here any more).
+fn heartbeat_command(
+    scripts: &Scripts,
+    prefix: &str,
+    node: &str,
+    presence_max: usize,
+    room_ttl_s: u64,
+    reset: bool,
+) -> Vec<u8> {
+    let head = format!("{} {} ", crate::relay::envelope::VERSION, "presence");
+    let key = format!("{prefix}:nodes");
+    let (expiry, max) = ((3 * BEAT_MS).to_string(), presence_max.to_string());
+    let ttl = room_ttl_s.to_string();
+    let mut cmd = Vec::new();
+    let mut c = Command::new(&mut cmd, "EVALSHA");
+    c.arg(&scripts.heartbeat.sha).arg_u64(1).arg(&key);
+    for a in [
+        node.as_bytes(),
+        expiry.as_bytes(),
+        prefix.as_bytes(),
+        max.as_bytes(),
+        head.as_bytes(),
+        ttl.as_bytes(),
+        if reset { b"1" } else { b"0" },
+    ] {
+        c.arg(a);
+    }
+    c.finish();
+    cmd
+}
+
+/// What the relay sends on the process's first connection, before any registration of
+/// this run: the registrations a previous process with the same node id left behind (it was
+/// killed, or lost Redis at its end) are taken out, with leave notices.
+pub fn first_connect_commands(cfg: &crate::config::Config, scripts: &Scripts) -> Vec<Vec<u8>> {
+    vec![heartbeat_command(
+        scripts,
+        &cfg.redis_prefix,
+        &cfg.node_id,
+        cfg.presence_max_members,
+        cfg.room_ttl.as_secs().max(1),
+        true,
+    )]
 }

@@ -979,6 +979,22 @@ impl Chat {
                     .push(seq, frame.slice(frame.len() - self.out.len()..));
                 add(&self.stats.published, 1);
                 self.deliver_room(&req.room, &mut out, None, cx);
+                if self.cluster.is_some() {
+                    // Redis is unreachable: the other nodes get it when it is back (the
+                    // same event, numbered by Redis then; u64::MAX marks where its seq goes).
+                    self.out.clear();
+                    wire::notification(
+                        &mut self.out,
+                        &req.event_type,
+                        &req.data,
+                        &req.id,
+                        unix_ms,
+                        Some((&req.room, u64::MAX)),
+                    );
+                    let json = std::mem::take(&mut self.out);
+                    self.relay_replay_later(&req.room, &json, seq);
+                    self.out = json;
+                }
                 (delivered, seq)
             }
         };

@@ -166,12 +166,19 @@ pub fn render(reactor: &Shared, chat: &ChatShared, relay: Option<&RelayShared>) 
         metric(
             "corecast_relay_dropped_total",
             "counter",
-            "Relay messages dropped: backlog full while Redis was down, in flight when a connection failed, malformed envelopes.",
+            "Relay messages dropped: backlog full while Redis was down, in flight when a connection failed, malformed envelopes, stored notifications pushed out of a full inbox.",
             &[
                 (r#"reason="backlog_full""#, st.dropped_backlog.load(Relaxed)),
                 (r#"reason="in_flight""#, st.dropped_in_flight.load(Relaxed)),
                 (r#"reason="malformed""#, st.dropped_malformed.load(Relaxed)),
+                (r#"reason="inbox_full""#, st.inbox_dropped.load(Relaxed)),
             ],
+        );
+        metric(
+            "corecast_relay_command_errors_total",
+            "counter",
+            "Error replies from Redis to commands nobody waited for (heartbeats, registrations, leaves).",
+            &[("", st.command_errors.load(Relaxed))],
         );
         metric(
             "corecast_relay_reconnects_total",

@@ -29,8 +29,17 @@ local since = tonumber(ARGV[8])
 if since < 0 then
   return {seq, users, 0, {}}
 end
-local len = redis.call('LLEN', KEYS[5])
-local first = seq - len + 1
-local from = since + 1
-if since > seq or from < first then from = first end
-return {seq, users, first, redis.call('LRANGE', KEYS[5], from - first, -1)}
+-- Kept entries are read by their own seq (envelope header "cc1 KIND ORIGIN ROOM SEQ\n"), not by
+-- position: after an outage the seqs kept may have holes.
+local all = redis.call('LRANGE', KEYS[5], 0, -1)
+local first = seq + 1
+if #all > 0 then
+  first = tonumber(string.match(all[1], '^%S+ %S+ %S+ %S+ (%d+)\n')) or 0
+end
+if since > seq then return {seq, users, first, all} end
+local out = {}
+for i = 1, #all do
+  local s = tonumber(string.match(all[i], '^%S+ %S+ %S+ %S+ (%d+)\n')) or 0
+  if s > since then out[#out + 1] = all[i] end
+end
+return {seq, users, first, out}
