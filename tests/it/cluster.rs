@@ -171,6 +171,14 @@ impl Redis {
         }
     }
 
+    /// SIGSTOP (`stop = true`) or SIGCONT: Redis stalls with its connections open, as a
+    /// frozen host or a long fork would make it.
+    pub fn pause(&self, stop: bool) {
+        if let Some(c) = self.child.as_ref() {
+            signal(c.id(), if stop { "STOP" } else { "CONT" });
+        }
+    }
+
     /// Starts it again on the same port (empty).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a running redis-server");

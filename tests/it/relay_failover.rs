@@ -161,8 +161,20 @@ fn a_redis_outage_keeps_each_node_serving_and_heals() {
         during_b
     );
     assert_eq!(metric(a, "corecast_relay_up"), 0.0);
+    // An API publish on a during the outage: a's members now, b's after.
+    let (code, body, _) = crate::chat_client::api(
+        a,
+        Some(crate::cluster::KEY),
+        "POST",
+        "/api/publish",
+        Some(&json!({"room":"ops","type":"deploy","data":{"v":3}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    for c in [&mut ann, &mut cat] {
+        c.take(|m| m["type"] == "deploy");
+    }
     assert!(
-        metric(a, "corecast_relay_backlog") >= 20.0,
+        metric(a, "corecast_relay_backlog") >= 21.0,
         "the outage messages wait"
     );
 
@@ -184,6 +196,8 @@ fn a_redis_outage_keeps_each_node_serving_and_heals() {
         collect_chats(&mut bob, "ops", &strs(&during_a), &mut seqs[2]),
         during_a
     );
+    let event = bob.take(|m| m["type"] == "deploy");
+    assert_eq!(event["data"], json!({"v":3}));
     assert_eq!(metric(a, "corecast_relay_backlog"), 0.0);
     assert!(metric(a, "corecast_relay_reconnects_total") >= 1.0);
     let s = bob.chat("ops", "after");
@@ -367,4 +381,96 @@ fn a_full_backlog_drops_the_oldest_and_counts_them() {
         .filter(|m| m["type"] == "chat")
         .collect();
     assert!(extra.is_empty(), "{extra:?}");
+}
+
+#[test]
+fn a_node_restarted_under_the_same_id_clears_what_its_predecessor_left() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis, "restart", "a", &[]);
+    let mut b = node(&redis, "restart", "b", &[]);
+    let (mut ann, _) = connect(a.addr, "ann");
+    let (_kim, _) = connect(b.addr, "kim");
+    assert_eq!(ann.take(is_presence), joined("general", "kim"));
+    b.kill();
+    // The same id again at once (a container restarting under a fixed id): its first
+    // command takes kim out; its own beats would otherwise keep kim counted forever.
+    let _b2 = node(&redis, "restart", "b", &[]);
+    assert_eq!(ann.take(is_presence), left("general", "kim"));
+    assert_eq!(members(&mut ann, "general"), 1);
+    let (_, body, _) = crate::chat_client::api(
+        a.addr,
+        Some(crate::cluster::KEY),
+        "POST",
+        "/api/notify",
+        Some(&json!({"user":"kim","type":"x","store":true})),
+    );
+    assert_eq!(body, json!({"delivered":0,"stored":true}));
+}
+
+#[test]
+fn a_node_stopped_with_sigterm_unregisters_its_users_before_it_exits() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis, "term", "a", &[]);
+    let mut b = node(&redis, "term", "b", &[]);
+    let (mut ann, _) = connect(a.addr, "ann");
+    let (mut kim, _) = connect(b.addr, "kim");
+    kim.join("r");
+    assert_eq!(ann.take(is_presence), joined("general", "kim"));
+    b.sigterm();
+    let (code, _, _) = kim.expect_close();
+    assert_eq!(code, 1001);
+    b.wait_exit(Duration::from_secs(20));
+    // Gone from Redis already (not 6 s later, when the others would reap the node): the
+    // relay wrote the drained connections' leaves and counts before the process ended.
+    let (_, body, _) = crate::chat_client::api(
+        a.addr,
+        Some(crate::cluster::KEY),
+        "POST",
+        "/api/notify",
+        Some(&json!({"user":"kim","type":"x"})),
+    );
+    assert_eq!(body, json!({"delivered":0}));
+    assert_eq!(ann.take(is_presence), left("general", "kim"));
+    assert_eq!(members(&mut ann, "general"), 1);
+}
+
+#[test]
+fn a_stalled_redis_is_given_up_and_everything_registers_again() {
+    let Some(redis) = Redis::start() else { return };
+    let n = nodes(&redis, "stall", 2, &[]);
+    let (a, b) = (n[0].addr, n[1].addr);
+    let (mut ann, _) = connect(a, "ann");
+    let (mut bob, _) = connect(b, "bob");
+    assert_eq!(ann.take(is_presence), joined("general", "bob"));
+    // Frozen with its connections open: no reset, no reply.
+    redis.pause(true);
+    for at in [a, b] {
+        wait_relay(at, "down");
+    }
+    // Longer than the 6 s after which a silent node counts as dead.
+    std::thread::sleep(Duration::from_secs(3));
+    redis.pause(false);
+    for at in [a, b] {
+        wait_relay(at, "up");
+    }
+    // Nobody was reaped for Redis' silence, and both nodes are fully registered: bob is
+    // found from a, ann from b.
+    let id = ann.send_with_id(json!({"type":"private","to":"bob","content":"still there?"}));
+    let ack = ann.answer(&id);
+    assert_eq!(ack["status"], "delivered", "{ack}");
+    assert_eq!(
+        bob.take(|m| m["type"] == "private")["content"],
+        "still there?"
+    );
+    let (_, body, _) = crate::chat_client::api(
+        b,
+        Some(crate::cluster::KEY),
+        "POST",
+        "/api/notify",
+        Some(&json!({"user":"ann","type":"x"})),
+    );
+    assert_eq!(body, json!({"delivered":1}));
+    assert_eq!(members(&mut bob, "general"), 2);
+    let notices: Vec<Value> = ann.drain().into_iter().filter(is_presence).collect();
+    assert!(notices.is_empty(), "presence flapped: {notices:?}");
 }

@@ -96,6 +96,11 @@ fn stored_notifications_reach_the_next_connection_exactly_once() {
         );
         assert_eq!(r, json!({"delivered":0,"stored":true}));
     }
+    assert_eq!(
+        crate::cluster::metric(b, "corecast_relay_dropped_total{reason=\"inbox_full\"}"),
+        2.0,
+        "the two oldest were pushed out of the full inbox"
+    );
     let (_z, got) = connect_collect(a, "zed");
     let ns: Vec<u64> = got
         .iter()
