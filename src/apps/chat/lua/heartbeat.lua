@@ -14,11 +14,18 @@ local expiry = tonumber(ARGV[2])
 -- When nobody at all could beat for longer than the expiry, Redis itself was stalled (or
 -- unreachable for everyone): the silence says nothing about the nodes, so nobody is reaped
 -- this time; they beat again (or reconnect and register again) before the next beat.
+-- The beats the nodes sent during the stall run in a burst when it ends: the quiet period
+-- lasts one more expiry, so that every node has beaten (or given Redis up and registered
+-- again) before anyone is judged.
 local last = tonumber(redis.call('GET', p .. ':lastbeat') or '0')
 redis.call('SET', p .. ':lastbeat', now)
+if last > 0 and now - last > expiry then
+  redis.call('SET', p .. ':quiet', now + expiry)
+end
+local quiet = tonumber(redis.call('GET', p .. ':quiet') or '0')
 local dead = {}
 if ARGV[7] == '1' then dead[1] = ARGV[1] end
-if last == 0 or now - last <= expiry then
+if now >= quiet then
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - expiry)) do
     if node ~= ARGV[1] then dead[#dead + 1] = node end
   end
