@@ -926,27 +926,29 @@ impl Chat {
             .push(seq, frame.slice(frame.len() - self.out.len()..));
         add(&self.stats.published, 1);
         self.deliver_room(&req.room, &mut out, None, cx);
-        if self.cluster.is_some() {
-            // Redis is unreachable: the other nodes get it when it is back.
-            self.out.clear();
-            wire::chat(
-                &mut self.out,
-                &req.room,
-                &req.from,
-                &req.content,
-                u64::MAX,
-                unix_ms,
-            );
-            let json = std::mem::take(&mut self.out);
-            self.relay_replay_later(&req.room, &json, seq);
-            self.out = json;
-        }
+        self.replay_later(&req.room, seq, |out| {
+            wire::chat(out, &req.room, &req.from, &req.content, u64::MAX, unix_ms);
+        });
         if let Some(id) = &req.reply.id {
             self.out.clear();
             wire::ack_seq(&mut self.out, &id.as_id(), seq);
             let json = self.out.clone();
             self.reply_json(&req.reply, json, cx);
         }
+    }
+
+    /// With the relay configured but Redis unreachable: a message this node just ordered
+    /// alone (as `seq`) goes to the other nodes when Redis is back. `write` writes its JSON with
+    /// the seq placeholder `u64::MAX` (Redis numbers it then).
+    fn replay_later(&mut self, room: &Arc<str>, seq: u64, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.out.clear();
+        write(&mut self.out);
+        let json = std::mem::take(&mut self.out);
+        self.relay_replay_later(room, &json, seq);
+        self.out = json;
     }
 
     fn home_api_publish(&mut self, req: ApiPublishReq, cx: &mut ChatCx<'_>) {
@@ -979,22 +981,10 @@ impl Chat {
                     .push(seq, frame.slice(frame.len() - self.out.len()..));
                 add(&self.stats.published, 1);
                 self.deliver_room(&req.room, &mut out, None, cx);
-                if self.cluster.is_some() {
-                    // Redis is unreachable: the other nodes get it when it is back (the
-                    // same event, numbered by Redis then; u64::MAX marks where its seq goes).
-                    self.out.clear();
-                    wire::notification(
-                        &mut self.out,
-                        &req.event_type,
-                        &req.data,
-                        &req.id,
-                        unix_ms,
-                        Some((&req.room, u64::MAX)),
-                    );
-                    let json = std::mem::take(&mut self.out);
-                    self.relay_replay_later(&req.room, &json, seq);
-                    self.out = json;
-                }
+                self.replay_later(&req.room, seq, |out| {
+                    let room = Some((&*req.room, u64::MAX));
+                    wire::notification(out, &req.event_type, &req.data, &req.id, unix_ms, room);
+                });
                 (delivered, seq)
             }
         };
