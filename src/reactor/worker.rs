@@ -418,17 +418,18 @@ impl<A: App> Worker<A> {
                 gen: conn.gen,
             };
             let state = conn.app;
-            drop(conn.sock); // closes the socket
             if let Some(state) = state {
                 let (app, mut cx) = self.cx();
                 app.on_close(id, state, &mut cx);
             }
             // After `on_close`: what it sent other workers is in their inboxes before the
             // process-wide count drops, so a draining worker that sees 0 connections and an
-            // empty inbox has nothing left to handle (see the drain check in `run`).
+            // empty inbox has nothing left to handle (see the drain check in `run`). Before
+            // the socket closes: a client that saw this connection end finds its slot free.
             if conn.counted {
                 self.ctx.total_conns.fetch_sub(1, Ordering::SeqCst);
             }
+            drop(conn.sock); // closes the socket
         }
         let mut closed = closed;
         closed.clear();
