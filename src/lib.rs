@@ -12,8 +12,11 @@
 //! - [`guard`]: admission checks before an upgrade (client IP, rate limits, Origin, JWT).
 //! - [`relay`]: what joins nodes through Redis; so far its sans-IO parts (RESP2 codec, message
 //!   envelope).
+//! - [`amqp`]: the gateway's RabbitMQ bridge thread and its sans-IO parts (message body,
+//!   topic patterns).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod amqp;
 pub mod apps;
 pub mod chat;
 pub mod config;
