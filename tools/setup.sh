@@ -3,16 +3,18 @@
 # passwordless sudo). Idempotent: each item is checked first and installed only when missing, so a
 # second run takes a second or two. Prints what it installs.
 #
-#   apt    redis-server nginx chromium   (apt-get update only if something is missing)
+#   apt    redis-server nginx chromium rabbitmq-server   (apt-get update only if something is missing)
 #   pip    kosoku websockets pytest      (python3 -m pip)
 #   cargo  cargo-fuzz                    (only if `cargo fuzz --version` fails; compiles for minutes)
 #   rustup rustfmt + clippy on stable, a nightly toolchain (for cargo fuzz)
 #
 # Needs no standard input. Packages' services are not started by the install (policy-rc.d), so
-# nothing is left listening on 6379 or 80.
+# nothing is left listening on 6379, 80 or 5672.
 set -euo pipefail
 
-APT_PACKAGES=(redis-server nginx chromium)  # chromium: tests/peers/test_chromium.py
+# chromium: tests/peers/test_chromium.py; rabbitmq-server: tests/amqp_bridge.rs (started by the test
+# itself in the foreground, on its own ports and files).
+APT_PACKAGES=(redis-server nginx chromium rabbitmq-server)
 
 log() { printf 'setup: %s\n' "$*"; }
 
@@ -37,7 +39,8 @@ done
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     log "installing apt packages: ${apt_missing[*]}"
     # Keep the packages' init scripts from starting services during the install (a redis on 6379
-    # would collide with the tests' own). Only when no policy is in place already.
+    # would collide with the tests' own; a rabbitmq-server would sit on 5672 and a CPU). Only
+    # when no policy is in place already.
     policy=/usr/sbin/policy-rc.d
     own_policy=0
     if [ ! -e "$policy" ]; then

@@ -630,7 +630,12 @@ mod tests {
     fn owner_is_unescaped_and_checked() {
         let (owner, _) = ok(r#"{"ownerId":"auth0|caf\u00e9 \ud83d\ude00","data":1}"#);
         assert_eq!(owner, "auth0|café 😀");
-        let p = parse(br#"{"ownerId":"plain","data":1}"#, "ownerId", DataEncoding::Json).unwrap();
+        let p = parse(
+            br#"{"ownerId":"plain","data":1}"#,
+            "ownerId",
+            DataEncoding::Json,
+        )
+        .unwrap();
         assert!(matches!(p.owner, Cow::Borrowed("plain")));
         // An escaped key still names the owner field (and so counts as a duplicate).
         let (owner, _) = ok(r#"{"owner\u0049d":"x","data":1}"#);
@@ -642,10 +647,19 @@ mod tests {
         );
         assert_eq!(err(br#"{"data":1}"#, j), BodyError::NoOwner);
         assert_eq!(err(br#"{"ownerid":"a","data":1}"#, j), BodyError::NoOwner);
-        assert_eq!(err(br#"{"ownerId":1,"data":1}"#, j), BodyError::OwnerNotString);
-        assert_eq!(err(br#"{"ownerId":null,"data":1}"#, j), BodyError::OwnerNotString);
+        assert_eq!(
+            err(br#"{"ownerId":1,"data":1}"#, j),
+            BodyError::OwnerNotString
+        );
+        assert_eq!(
+            err(br#"{"ownerId":null,"data":1}"#, j),
+            BodyError::OwnerNotString
+        );
         assert_eq!(err(br#"{"ownerId":"","data":1}"#, j), BodyError::BadOwner);
-        assert_eq!(err(br#"{"ownerId":"a\nb","data":1}"#, j), BodyError::BadOwner);
+        assert_eq!(
+            err(br#"{"ownerId":"a\nb","data":1}"#, j),
+            BodyError::BadOwner
+        );
         let long = format!(r#"{{"ownerId":"{}","data":1}}"#, "x".repeat(129));
         assert_eq!(err(long.as_bytes(), j), BodyError::BadOwner);
         assert_eq!(err(br#"{"ownerId":"a"}"#, j), BodyError::NoData);
@@ -702,7 +716,10 @@ mod tests {
             );
             assert!(serde_json::from_slice::<serde_json::Value>(b).is_err());
         }
-        assert_eq!(err(b"{\"ownerId\":\"\xff\",\"data\":1}", j), BodyError::NotUtf8);
+        assert_eq!(
+            err(b"{\"ownerId\":\"\xff\",\"data\":1}", j),
+            BodyError::NotUtf8
+        );
         assert_eq!(err(b"[1]", j), BodyError::NotObject);
         assert_eq!(err(b" \"x\" ", j), BodyError::NotObject);
         assert!(matches!(err(b"[1", j), BodyError::Syntax(2)));
@@ -743,14 +760,35 @@ mod tests {
         let body = br#"{"ownerId":"r","data":"ImI\/PyI="}"#;
         let p = parse(body, "ownerId", b).unwrap();
         assert_eq!(p.data.bytes(body), br#""b??""#);
-        assert_eq!(err(br#"{"ownerId":"r","data":{"a":1}}"#, b), BodyError::DataNotString);
-        assert_eq!(err(br#"{"ownerId":"r","data":null}"#, b), BodyError::DataNotString);
-        assert_eq!(err(br#"{"ownerId":"r","data":"e30"}"#, b), BodyError::BadBase64);
-        assert_eq!(err(br#"{"ownerId":"r","data":"e3 0="}"#, b), BodyError::BadBase64);
-        assert_eq!(err(br#"{"ownerId":"r","data":"e30-"}"#, b), BodyError::BadBase64);
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":{"a":1}}"#, b),
+            BodyError::DataNotString
+        );
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":null}"#, b),
+            BodyError::DataNotString
+        );
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":"e30"}"#, b),
+            BodyError::BadBase64
+        );
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":"e3 0="}"#, b),
+            BodyError::BadBase64
+        );
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":"e30-"}"#, b),
+            BodyError::BadBase64
+        );
         // "hello" is not JSON; neither is nothing.
-        assert_eq!(err(br#"{"ownerId":"r","data":"aGVsbG8="}"#, b), BodyError::DecodedNotJson);
-        assert_eq!(err(br#"{"ownerId":"r","data":""}"#, b), BodyError::DecodedNotJson);
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":"aGVsbG8="}"#, b),
+            BodyError::DecodedNotJson
+        );
+        assert_eq!(
+            err(br#"{"ownerId":"r","data":""}"#, b),
+            BodyError::DecodedNotJson
+        );
         // The same body in json mode is a string, passed through.
         let (_, data) = ok(r#"{"ownerId":"r","data":"aGVsbG8="}"#);
         assert_eq!(data, r#""aGVsbG8=""#);
@@ -759,13 +797,28 @@ mod tests {
     #[test]
     fn write_body_round_trips() {
         let mut out = Vec::new();
-        write_body(&mut out, "ownerId", "dri\"ver\n1", br#"{"x":[1,2]}"#, DataEncoding::Json);
+        write_body(
+            &mut out,
+            "ownerId",
+            "dri\"ver\n1",
+            br#"{"x":[1,2]}"#,
+            DataEncoding::Json,
+        );
         assert_eq!(out, br#"{"ownerId":"dri\"ver\n1","data":{"x":[1,2]}}"#);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["ownerId"], "dri\"ver\n1");
         out.clear();
-        write_body(&mut out, "ownerId", "driver-1", br#"{"tripId":"t1"}"#, DataEncoding::Base64);
-        assert_eq!(out, br#"{"ownerId":"driver-1","data":"eyJ0cmlwSWQiOiJ0MSJ9"}"#);
+        write_body(
+            &mut out,
+            "ownerId",
+            "driver-1",
+            br#"{"tripId":"t1"}"#,
+            DataEncoding::Base64,
+        );
+        assert_eq!(
+            out,
+            br#"{"ownerId":"driver-1","data":"eyJ0cmlwSWQiOiJ0MSJ9"}"#
+        );
         let p = parse(&out, "ownerId", DataEncoding::Base64).unwrap();
         assert_eq!(p.data.bytes(&out), br#"{"tripId":"t1"}"#);
     }
@@ -774,7 +827,10 @@ mod tests {
     fn encoding_names() {
         assert_eq!("json".parse(), Ok(DataEncoding::Json));
         assert_eq!("base64".parse(), Ok(DataEncoding::Base64));
-        assert_eq!("Base64".parse::<DataEncoding>(), Err(BodyError::UnknownEncoding));
+        assert_eq!(
+            "Base64".parse::<DataEncoding>(),
+            Err(BodyError::UnknownEncoding)
+        );
         assert_eq!(DataEncoding::default().as_str(), "json");
     }
 

@@ -76,6 +76,8 @@ pub struct AmqpConfig {
     pub dead_letter_exchange: Option<String>,
     /// The queue's `x-expires`. Default [`QUEUE_EXPIRES`].
     pub queue_expires: Duration,
+    /// How often the queue depth ([`AmqpStats::queue_depth`]) is refreshed. Default 5 s.
+    pub depth_interval: Duration,
 }
 
 impl AmqpConfig {
@@ -93,6 +95,7 @@ impl AmqpConfig {
             data_encoding: DataEncoding::Json,
             dead_letter_exchange: None,
             queue_expires: QUEUE_EXPIRES,
+            depth_interval: Duration::from_secs(5),
         }
     }
 
@@ -122,8 +125,13 @@ impl AmqpConfig {
         if self.prefetch == 0 {
             return Err(AmqpConfigError::Prefetch);
         }
-        if self.queue_expires.as_millis() == 0 || self.queue_expires.as_millis() > u128::from(u32::MAX) {
+        if self.queue_expires.as_millis() == 0
+            || self.queue_expires.as_millis() > u128::from(u32::MAX)
+        {
             return Err(AmqpConfigError::Expires);
+        }
+        if self.depth_interval.is_zero() {
+            return Err(AmqpConfigError::DepthInterval);
         }
         Ok(())
     }
@@ -150,6 +158,9 @@ pub enum AmqpConfigError {
     /// `x-expires` of zero or beyond 49 days.
     #[error("queue expiry must be between 1 ms and 2^32 ms")]
     Expires,
+    /// A depth interval of zero.
+    #[error("queue depth interval must not be zero")]
+    DepthInterval,
 }
 
 /// The URL with this bridge's defaults filled in.
@@ -505,6 +516,9 @@ mod tests {
         let uri = parse_url("amqp://127.0.0.1/%2f?heartbeat=3").unwrap();
         assert_eq!(uri.query.heartbeat, Some(3));
         assert_eq!(uri.query.connection_timeout, Some(5_000));
-        assert_eq!(parse_url("amqp://127.0.0.1").unwrap().query.heartbeat, Some(10));
+        assert_eq!(
+            parse_url("amqp://127.0.0.1").unwrap().query.heartbeat,
+            Some(10)
+        );
     }
 }

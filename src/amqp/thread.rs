@@ -49,8 +49,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The longest a connection and its topology may take to set up.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the queue depth is refreshed (a passive `queue.declare`).
-const DEPTH_EVERY: Duration = Duration::from_secs(5);
 /// How long a stopping bridge waits for the confirms of what it published, and for the close.
 const STOP_WAIT: Duration = Duration::from_secs(1);
 /// At most one log line about malformed bodies per this period.
@@ -291,10 +289,9 @@ impl Bridge {
 
     /// Runs a connected session until it fails or the bridge stops; returns why it ended.
     async fn serve(&mut self, s: &mut Session) -> String {
-        let mut depth = tokio::time::interval_at(
-            tokio::time::Instant::now() + DEPTH_EVERY,
-            DEPTH_EVERY,
-        );
+        // The queue depth, refreshed with a passive `queue.declare`.
+        let every = self.cfg.depth_interval;
+        let mut depth = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         depth.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.drain_inbox(Some(&*s));
@@ -339,8 +336,12 @@ impl Bridge {
         Ok(())
     }
 
-    /// A stopping bridge waits briefly for the confirms of what it published.
+    /// A stopping bridge lets the acks, nacks and publishes it spawned queue their frames
+    /// (before the close frame), then waits briefly for the confirms of its publishes.
     async fn finish(&mut self, s: &mut Session) {
+        // The tasks spawned so far run before this one is polled again (FIFO scheduler), and
+        // each queues its frame on its first poll.
+        tokio::task::yield_now().await;
         let deadline = tokio::time::sleep(STOP_WAIT);
         tokio::pin!(deadline);
         while !self.in_flight.is_empty() {
@@ -560,7 +561,10 @@ impl Bridge {
                 passive: true,
                 ..QueueDeclareOptions::default()
             };
-            if let Ok(q) = ch.queue_declare(&cfg.queue, opts, FieldTable::default()).await {
+            if let Ok(q) = ch
+                .queue_declare(&cfg.queue, opts, FieldTable::default())
+                .await
+            {
                 shared
                     .stats
                     .queue_depth
