@@ -183,6 +183,15 @@ pub struct DeliveryTag {
     tag: u64,
 }
 
+impl DeliveryTag {
+    /// A tag from its parts, for tests of applications that handle [`AmqpEvent::Delivery`]
+    /// without a broker. (The bridge numbers generations from 1 and tags from 1 per
+    /// connection; a made-up tag that matches a real delivery acknowledges it.)
+    pub fn from_parts(generation: u64, tag: u64) -> Self {
+        Self { generation, tag }
+    }
+}
+
 /// What a worker asks of the bridge.
 #[derive(Debug)]
 pub enum AmqpCmd {
@@ -238,7 +247,8 @@ pub enum AmqpEvent {
     },
     /// The outcome of a [`AmqpCmd::Publish`]: `ok` when the broker confirmed it and a queue
     /// took it; not `ok` when it was nacked, unroutable (no queue bound for the key), failed
-    /// with the connection (it may or may not have arrived), or found the backlog full.
+    /// with the connection or unconfirmed after 15 s (it may or may not have arrived then),
+    /// or found the backlog full.
     Confirmed {
         /// The worker's token.
         token: u64,

@@ -51,6 +51,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopping bridge waits for the confirms of what it published, and for the close.
 const STOP_WAIT: Duration = Duration::from_secs(1);
+/// The longest a publish waits for its confirm (a broker that blocks publishers under a
+/// resource alarm, or a stalled connection the heartbeat has not caught yet). Beyond it the
+/// publish counts as failed; it may still arrive.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 /// At most one log line about malformed bodies per this period.
 const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Deliveries taken per iteration before the workers are woken (fairness to the rest).
@@ -430,17 +434,17 @@ impl Bridge {
                 mandatory: true,
                 immediate: false,
             };
-            let outcome = match ch
-                .basic_publish(&cfg.exchange, &p.routing_key, opts, &p.body, props)
-                .await
-            {
-                Ok(confirm) => match confirm.await {
-                    Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => Outcome::Confirmed,
-                    Ok(Confirmation::Ack(Some(_))) => Outcome::Unroutable,
-                    Ok(Confirmation::Nack(_)) => Outcome::Nacked,
-                    Err(_) => Outcome::Lost,
-                },
-                Err(_) => Outcome::Lost,
+            let publish = async {
+                let confirm = ch
+                    .basic_publish(&cfg.exchange, &p.routing_key, opts, &p.body, props)
+                    .await?;
+                confirm.await
+            };
+            let outcome = match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+                Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Outcome::Confirmed,
+                Ok(Ok(Confirmation::Ack(Some(_)))) => Outcome::Unroutable,
+                Ok(Ok(Confirmation::Nack(_))) => Outcome::Nacked,
+                Ok(Err(_)) | Err(_) => Outcome::Lost,
             };
             let _ = tx.send((id, outcome));
         });
