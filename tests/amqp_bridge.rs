@@ -1,7 +1,8 @@
 //! The RabbitMQ bridge (`corecast::amqp`) against a real `rabbitmq-server`: topology, deliveries
 //! byte for byte, unbound keys, Go-style base64 data, malformed bodies dead-lettered, acks only
 //! when the application says so, confirmed persistent publishes, QoS and queue depth, and a
-//! broker outage (down, backlog, failures beyond it, up again by itself).
+//! broker outage (down, backlog, failures beyond it, up again by itself) and a stalled broker
+//! (noticed by the heartbeat).
 //!
 //! Each test starts its own broker (Debian's `rabbitmq-server` in the foreground, with its
 //! files in a temporary directory, free ports above 61000 for AMQP, distribution and a private
@@ -201,6 +202,18 @@ impl Rabbit {
         }
         let mut frame_type = [0u8; 1];
         s.read_exact(&mut frame_type).is_ok() && frame_type[0] == 1
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT: the broker stalls with its connections open, as a frozen
+    /// host would.
+    fn pause(&self, stop: bool) {
+        if let Some(c) = self.server.as_ref() {
+            let sig = if stop { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+        }
     }
 
     /// SIGKILL: a crash (durable queues and persistent messages survive on disk).
@@ -909,6 +922,8 @@ fn broker_outage() {
     }
     let mut cfg = config(&rabbit, &exchange, &unique("node-o"), &["ev.#"]);
     cfg.backlog = 3;
+    // A short heartbeat, so that a stalled broker is noticed within 4 s (2 heartbeats).
+    cfg.url.push_str("?heartbeat=2");
     let queue = cfg.queue.clone();
     let bridge = Bridge::start(cfg);
 
@@ -997,6 +1012,34 @@ fn broker_outage() {
     assert_eq!(bridge.stat(|s| &s.reconnects), 1);
     assert_eq!(bridge.stat(|s| &s.publish_failed), 2);
     assert_eq!(bridge.stat(|s| &s.published), 4);
+
+    // A stalled broker (connections open, nothing answers) is noticed by the heartbeat: down,
+    // the publish in flight failed (it may still arrive: never resent); up again once it
+    // answers.
+    rabbit.pause(true);
+    let stalled = Instant::now();
+    bridge.publish("cmd.stalled", b"{}".to_vec(), 8);
+    let (mut downs, mut failed) = (0, false);
+    while downs < WORKERS || !failed {
+        match bridge.next() {
+            (_, AmqpEvent::Down) => downs += 1,
+            (
+                1,
+                AmqpEvent::Confirmed {
+                    token: 8,
+                    ok: false,
+                },
+            ) => failed = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    eprintln!("stalled broker noticed in {:.1?}", stalled.elapsed());
+    rabbit.pause(false);
+    bridge.expect_all(|e| matches!(e, AmqpEvent::Up), "up after the stall");
+    bridge.publish("cmd.resumed", b"{}".to_vec(), 9);
+    assert!(bridge.confirmed(9));
+    assert_eq!(bridge.stat(|s| &s.reconnects), 2);
+
     // Everything was acknowledged: nothing goes back to the queue when the bridge closes.
     bridge.stop();
     assert_eq!(svc.ready(&queue), 0);
