@@ -3,9 +3,9 @@
 //!
 //! A routing key is up to 255 bytes (an AMQP short string) of words separated by dots. In a
 //! pattern, the word `*` matches exactly one word and `#` matches zero or more words; every
-//! other word matches itself. The gateway uses [`matches`] for an endpoint's `upstream` list (which
-//! client `type`s may be published) and [`validate`] for every configured key and pattern.
-//! Owns no IO and knows nothing of exchanges or connections.
+//! other word matches itself. The gateway uses [`matches()`] for an endpoint's `upstream` list
+//! (which client `type`s may be published) and [`validate`] for every configured key and
+//! pattern. Owns no IO and knows nothing of exchanges or connections.
 
 /// The longest routing key or pattern (AMQP 0-9-1 `shortstr`), in bytes.
 pub const MAX_LEN: usize = 255;
