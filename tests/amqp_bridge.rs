@@ -391,7 +391,16 @@ struct Bridge {
 }
 
 impl Bridge {
+    /// Starts a bridge and waits until it is up.
     fn start(cfg: AmqpConfig) -> Bridge {
+        let b = Bridge::spawn(cfg);
+        b.expect_all(|e| matches!(e, AmqpEvent::Up), "up");
+        assert_eq!(b.handle.shared.state(), AmqpState::Up);
+        b
+    }
+
+    /// Starts a bridge.
+    fn spawn(cfg: AmqpConfig) -> Bridge {
         let amqp = Amqp::new(cfg).unwrap();
         let handle = amqp.handle();
         let (tx, events) = crossbeam_channel::unbounded();
@@ -408,15 +417,12 @@ impl Bridge {
             workers: WORKERS,
         };
         let thread = amqp.start(sink).unwrap();
-        let b = Bridge {
+        Bridge {
             handle,
             events,
             wakes,
             thread: Some(thread),
-        };
-        b.expect_all(|e| matches!(e, AmqpEvent::Up), "up");
-        assert_eq!(b.handle.shared.state(), AmqpState::Up);
-        b
+        }
     }
 
     fn next(&self) -> (usize, AmqpEvent) {
@@ -847,6 +853,23 @@ fn bridge_against_rabbitmq() {
         .expect("nacked into the dlq");
     assert_eq!(got.delivery.routing_key.as_str(), "trip.event.refused");
     assert_eq!(bridge.stat(|s| &s.dead_lettered), 1);
+    bridge.stop();
+
+    // The node's queue declared before with other arguments: the broker refuses the declare,
+    // the bridge stays down (retrying, with a warning in its log), publishes wait in the
+    // backlog, and stopping it fails them.
+    let mut changed = cfg.clone();
+    changed.queue_expires = Duration::from_secs(60);
+    let bridge = Bridge::spawn(changed);
+    bridge.publish("driver.cmd.trip_accept", b"{}".to_vec(), 11);
+    assert!(
+        bridge.quiet_for(Duration::from_secs(2)).is_none(),
+        "never up"
+    );
+    assert_eq!(bridge.handle.shared.state(), AmqpState::Down);
+    assert_eq!(bridge.stat(|s| &s.backlog), 1);
+    bridge.handle.stop();
+    assert!(!bridge.confirmed(11), "failed when the bridge stops");
     bridge.stop();
 
     // Go's []byte convention: data base64, decoded into the JSON it holds; base64 of

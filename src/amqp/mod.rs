@@ -55,7 +55,9 @@ pub struct AmqpConfig {
     pub url: String,
     /// The topic exchange (declared durable if absent).
     pub exchange: String,
-    /// Binding patterns of the node's queue (`*` one word, `#` any number).
+    /// Binding patterns of the node's queue (`*` one word, `#` any number). Bound on every
+    /// connect; a pattern removed from the list stays bound on the durable queue until the
+    /// queue expires or an operator unbinds it (AMQP cannot list a queue's bindings).
     pub bind: Vec<String>,
     /// The node's queue. Default: [`queue_name`]`(node_id)`.
     pub queue: String,
@@ -161,6 +163,19 @@ pub enum AmqpConfigError {
     /// A depth interval of zero.
     #[error("queue depth interval must not be zero")]
     DepthInterval,
+}
+
+impl AmqpConfig {
+    /// The URL without its password, for logs.
+    pub fn url_for_logs(&self) -> String {
+        match parse_url(&self.url) {
+            Ok(u) => format!(
+                "amqp://{}@{}:{}/{}",
+                u.authority.userinfo.username, u.authority.host, u.authority.port, u.vhost
+            ),
+            Err(_) => "(invalid url)".into(),
+        }
+    }
 }
 
 /// The URL with this bridge's defaults filled in.

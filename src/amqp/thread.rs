@@ -55,6 +55,8 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// resource alarm, or a stalled connection the heartbeat has not caught yet). Beyond it the
 /// publish counts as failed; it may still arrive.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+/// The same connection failure is logged as a warning at most once per this period.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 /// At most one log line about malformed bodies per this period.
 const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Deliveries taken per iteration before the workers are woken (fairness to the rest).
@@ -121,6 +123,8 @@ pub(super) struct Bridge {
     rng: u64,
     backoff: Duration,
     malformed: MalformedLog,
+    /// The last connection failure logged as a warning, and when.
+    last_error: Option<(String, Instant)>,
     /// Set by [`AmqpCmd::Stop`] or when every handle is gone.
     stopping: bool,
 }
@@ -157,6 +161,7 @@ impl Bridge {
             rng: seed | 1,
             backoff: BACKOFF_MIN,
             malformed: MalformedLog::default(),
+            last_error: None,
             stopping: false,
         }
     }
@@ -189,7 +194,7 @@ impl Bridge {
                     if self.stopping {
                         break;
                     }
-                    tracing::debug!(error = %e, "amqp bridge cannot reach the broker");
+                    self.log_connect_error(&e);
                 }
             }
             if self.stopping {
@@ -245,7 +250,24 @@ impl Bridge {
         }
     }
 
+    /// A failed attempt: a warning when the reason is new (an unreachable broker, a refused
+    /// login, a queue declared before with other arguments) or a minute old, else debug.
+    fn log_connect_error(&mut self, e: &str) {
+        let now = Instant::now();
+        let repeat = self
+            .last_error
+            .as_ref()
+            .is_some_and(|(last, at)| last == e && now.duration_since(*at) < ERROR_LOG_EVERY);
+        if repeat {
+            tracing::debug!(error = %e, "amqp bridge cannot connect");
+        } else {
+            tracing::warn!(error = %e, url = %self.cfg.url_for_logs(), "amqp bridge cannot connect; retrying");
+            self.last_error = Some((e.to_owned(), now));
+        }
+    }
+
     fn on_up(&mut self, s: &Session) {
+        self.last_error = None;
         self.generation += 1;
         self.up = true;
         self.backoff = BACKOFF_MIN;
