@@ -1,10 +1,25 @@
-//! Server settings with their defaults. No IO: `main` fills this from flags and environment,
-//! tests build it directly, and [`Config::validate`] rejects combinations that cannot work.
+//! Server settings with their defaults. No IO: `main` fills this from flags, environment and
+//! a `--config` file ([`load`]), tests build it directly, and [`Config::validate`] rejects
+//! combinations that cannot work.
+//!
+//! Submodules: [`flags`] (the serving flags, the one table of settings), [`file`] (reading a
+//! TOML file), [`load`] (precedence: command line > environment > file > default),
+//! [`print`] (`--print-config`), [`gateway`] and [`topic`] (the event gateway's typed
+//! settings).
+
+pub mod file;
+pub mod flags;
+pub mod gateway;
+pub mod load;
+pub mod print;
+pub mod topic;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::ws::deflate::CompressionMode;
+pub use gateway::{AmqpConfig, DataEncoding, EndpointConfig, Identity};
+pub use topic::TopicPattern;
 
 /// Everything a running server needs to know. Every field has a default that serves
 /// `/echo`, `/broadcast` and the chat service (development mode) safely on loopback.
@@ -94,6 +109,16 @@ pub struct Config {
     pub inbox_ttl: Duration,
     /// Commands kept for Redis while it is unreachable (oldest dropped). Default: 10,000.
     pub relay_backlog: usize,
+
+    // ---- event gateway (`[amqp]` and `[[endpoint]]` of a `--config` file) -----------------
+    // Parsed and checked completely, but not used by the server yet: the gateway (src/amqp/
+    // and its endpoints) is wired in later.
+    /// The RabbitMQ side of the gateway. Default: none (no gateway).
+    pub amqp: Option<AmqpConfig>,
+    /// Gateway WebSocket endpoints, in file order: paths unique and none of corecast's own
+    /// routes; identities resolved (always JWT with `--jwt-secret`). Non-empty only with
+    /// `amqp`. Default: none.
+    pub endpoints: Vec<EndpointConfig>,
 }
 
 /// `hostname-pid`, cut to what a node id may hold.
@@ -159,6 +184,8 @@ impl Default for Config {
             inbox_max: 100,
             inbox_ttl: Duration::from_secs(7 * 24 * 3600),
             relay_backlog: 10_000,
+            amqp: None,
+            endpoints: Vec::new(),
         }
     }
 }

@@ -1,26 +1,25 @@
-//! The `corecast` binary: flags and environment → [`Config`] → workers; signals → drain.
+//! The `corecast` binary: flags, environment and a `--config` file → [`corecast::Config`] →
+//! workers; signals → drain.
 //!
 //! `anyhow` is used here only, at the edge.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
 use corecast::apps::chat::cluster::route;
 use corecast::apps::chat::msg::ChatMsg;
 use corecast::apps::{AppShared, Corecast, PeerMsg};
-use corecast::config::Secret;
+use corecast::config::flags::Args;
+use corecast::config::load::{load, LoadError};
 use corecast::relay::{RedisUrl, Relay, RelayConfig, Sink};
-use corecast::ws::deflate::CompressionMode;
-use corecast::{Config, Server};
+use corecast::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// corecast: WebSocket engine and real-time chat, notification and event server.
 /// Serves /ws (chat), /echo, /broadcast, / (demo page), /health, /metrics and /api/.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
@@ -52,191 +51,6 @@ struct TokenArgs {
     jwt_secret: Option<String>,
 }
 
-/// Serving flags.
-#[derive(Debug, clap::Args)]
-struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "CORECAST_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Worker threads (one event loop each). Default: available cores.
-    #[arg(long, env = "CORECAST_WORKERS")]
-    workers: Option<usize>,
-    /// Largest frame payload (bytes; suffixes K, KiB, M, MiB accepted).
-    #[arg(long, env = "CORECAST_MAX_FRAME", default_value = "16MiB", value_parser = parse_size)]
-    max_frame: usize,
-    /// Largest message, all fragments together.
-    #[arg(long, env = "CORECAST_MAX_MESSAGE", default_value = "16MiB", value_parser = parse_size)]
-    max_message: usize,
-    /// Largest HTTP request head (431 above it).
-    #[arg(long, env = "CORECAST_MAX_HEAD", default_value = "8KiB", value_parser = parse_size)]
-    max_head: usize,
-    /// Ping a peer that has been silent this long (e.g. 30s, 500ms).
-    #[arg(long, env = "CORECAST_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
-    ping_interval: Duration,
-    /// Close a peer that has been silent this long.
-    #[arg(long, env = "CORECAST_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    idle_timeout: Duration,
-    /// Close a connection whose upgrade request is incomplete after this long (408).
-    #[arg(long, env = "CORECAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    handshake_timeout: Duration,
-    /// Wait this long for the peer's side of a close.
-    #[arg(long, env = "CORECAST_CLOSE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
-    close_timeout: Duration,
-    /// Close a connection whose pending output made no progress for this long.
-    #[arg(long, env = "CORECAST_WRITE_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    write_stall_timeout: Duration,
-    /// On SIGINT/SIGTERM, wait this long for peers to close.
-    #[arg(long, env = "CORECAST_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    drain_timeout: Duration,
-    /// Connections the process accepts (503 beyond).
-    #[arg(long, env = "CORECAST_MAX_CONNECTIONS", default_value_t = 1_000_000)]
-    max_connections: usize,
-    /// Bytes queued for one connection before it is evicted as a slow consumer (1008).
-    #[arg(long, env = "CORECAST_SEND_BUFFER_LIMIT", default_value = "1MiB", value_parser = parse_size)]
-    send_buffer_limit: usize,
-    /// listen(2) backlog per worker.
-    #[arg(long, env = "CORECAST_BACKLOG", default_value_t = 1024)]
-    backlog: i32,
-    /// permessage-deflate: off, shared (no server context takeover, one compressor per
-    /// worker; default) or dedicated (per-connection compressor with context takeover).
-    #[arg(long, env = "CORECAST_COMPRESSION", default_value = "shared", value_parser = parse_mode)]
-    compression: CompressionMode,
-    /// Deflate level 0-9.
-    #[arg(long, env = "CORECAST_COMPRESSION_LEVEL", default_value_t = 1)]
-    compression_level: u8,
-    /// Messages shorter than this are sent uncompressed.
-    #[arg(long, env = "CORECAST_COMPRESSION_MIN_SIZE", default_value = "128", value_parser = parse_size)]
-    compression_min_size: usize,
-
-    /// Chat: messages kept per room for history and `since` recovery.
-    #[arg(long, env = "CORECAST_HISTORY", default_value_t = 100)]
-    history: usize,
-    /// Chat: how long an empty room keeps its history and seq.
-    #[arg(long, env = "CORECAST_ROOM_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
-    room_ttl: Duration,
-    /// Chat: no join/leave notices in rooms with more members than this.
-    #[arg(long, env = "CORECAST_PRESENCE_MAX_MEMBERS", default_value_t = 1000)]
-    presence_max_members: usize,
-    /// Chat: largest /ws message (after inflate); larger ones close with 1009.
-    #[arg(long, env = "CORECAST_CHAT_MAX_MESSAGE", default_value = "4KiB", value_parser = parse_size)]
-    chat_max_message: usize,
-    /// Chat: rooms per connection, general included.
-    #[arg(long, env = "CORECAST_MAX_ROOMS", default_value_t = 100)]
-    max_rooms: usize,
-    /// Chat: /ws upgrade attempts per client IP per second.
-    #[arg(long, env = "CORECAST_CONN_RATE", default_value_t = 20)]
-    conn_rate: u32,
-    /// Chat: burst of upgrade attempts per client IP.
-    #[arg(long, env = "CORECAST_CONN_BURST", default_value_t = 40)]
-    conn_burst: u32,
-    /// Chat: messages per connection per second.
-    #[arg(long, env = "CORECAST_MSG_RATE", default_value_t = 20)]
-    msg_rate: u32,
-    /// Chat: burst of messages per connection.
-    #[arg(long, env = "CORECAST_MSG_BURST", default_value_t = 40)]
-    msg_burst: u32,
-    /// Proxies whose X-Forwarded-For / X-Real-IP are believed (comma-separated IPs or CIDRs).
-    #[arg(long, env = "CORECAST_TRUSTED_PROXIES", default_value = "")]
-    trusted_proxies: String,
-    /// Origins allowed on /ws (comma-separated scheme://host[:port], or *); default same-origin.
-    #[arg(long, env = "CORECAST_ALLOWED_ORIGINS")]
-    allowed_origins: Option<String>,
-    /// HS256 secret: /ws requires a JWT (query token, cookie token or Authorization: Bearer).
-    #[arg(long, env = "CORECAST_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    /// Enables the HTTP API (/api/...) with this key (Authorization: Bearer KEY).
-    #[arg(long, env = "CORECAST_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-
-    /// Joins this node to others through Redis: redis://[[user]:password@]host[:port][/db].
-    #[arg(long, env = "CORECAST_REDIS_URL", hide_env_values = true)]
-    redis_url: Option<String>,
-    /// This node's id, unique in the cluster. Default: hostname-pid.
-    #[arg(long, env = "CORECAST_NODE_ID")]
-    node_id: Option<String>,
-    /// Prefix of every Redis key and channel.
-    #[arg(long, env = "CORECAST_REDIS_PREFIX", default_value = "corecast")]
-    redis_prefix: String,
-    /// Stored notifications kept per user (relay on; oldest dropped).
-    #[arg(long, env = "CORECAST_INBOX_MAX", default_value_t = 100)]
-    inbox_max: usize,
-    /// How long stored notifications are kept.
-    #[arg(long, env = "CORECAST_INBOX_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
-    inbox_ttl: Duration,
-    /// Commands kept for Redis while it is unreachable: the room messages to replay to the other nodes, leaves, connection counts (oldest dropped).
-    #[arg(long, env = "CORECAST_RELAY_BACKLOG", default_value_t = 10_000)]
-    relay_backlog: usize,
-}
-
-fn parse_mode(s: &str) -> Result<CompressionMode, String> {
-    match s {
-        "off" => Ok(CompressionMode::Off),
-        "shared" => Ok(CompressionMode::Shared),
-        "dedicated" => Ok(CompressionMode::Dedicated),
-        _ => Err(format!("expected off, shared or dedicated, got {s:?}")),
-    }
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        u => return Err(format!("unknown size unit {u:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} too large"))
-}
-
-impl Args {
-    fn into_config(self) -> Config {
-        let d = Config::default();
-        Config {
-            listen: self.listen,
-            workers: self.workers.unwrap_or(d.workers),
-            max_frame: self.max_frame,
-            max_message: self.max_message,
-            max_head: self.max_head,
-            ping_interval: self.ping_interval,
-            idle_timeout: self.idle_timeout,
-            handshake_timeout: self.handshake_timeout,
-            close_timeout: self.close_timeout,
-            write_stall_timeout: self.write_stall_timeout,
-            drain_timeout: self.drain_timeout,
-            max_connections: self.max_connections,
-            send_buffer_limit: self.send_buffer_limit,
-            backlog: self.backlog,
-            compression: self.compression,
-            compression_level: self.compression_level,
-            compression_min_size: self.compression_min_size,
-            history: self.history,
-            room_ttl: self.room_ttl,
-            presence_max_members: self.presence_max_members,
-            chat_max_message: self.chat_max_message,
-            max_rooms: self.max_rooms,
-            conn_rate: self.conn_rate,
-            conn_burst: self.conn_burst,
-            msg_rate: self.msg_rate,
-            msg_burst: self.msg_burst,
-            trusted_proxies: self.trusted_proxies,
-            allowed_origins: self.allowed_origins,
-            jwt_secret: self.jwt_secret.map(Secret),
-            api_key: self.api_key.map(Secret),
-            redis_url: self.redis_url.map(Secret),
-            node_id: self.node_id.unwrap_or(d.node_id),
-            redis_prefix: self.redis_prefix,
-            inbox_max: self.inbox_max,
-            inbox_ttl: self.inbox_ttl,
-            relay_backlog: self.relay_backlog,
-        }
-    }
-}
-
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -244,19 +58,6 @@ fn main() -> std::process::ExitCode {
             // One line, no backtrace: "corecast: binding 127.0.0.1:80: permission denied".
             let _ = writeln!(std::io::stderr(), "corecast: {e:#}");
             std::process::ExitCode::from(2)
-        }
-    }
-}
-
-/// The flags, or one line on what is wrong with them (`--help` and `--version` print and exit).
-fn parse_args() -> anyhow::Result<Cli> {
-    match Cli::try_parse() {
-        Ok(a) => Ok(a),
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            anyhow::bail!("{}", first.trim_start_matches("error: "))
         }
     }
 }
@@ -295,12 +96,30 @@ fn run() -> anyhow::Result<()> {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         )
         .init();
-    let cli = parse_args()?;
+    // Flags > environment > --config file > defaults; the configuration comes back checked.
+    let loaded = match load::<Cli>(
+        std::env::args_os().collect(),
+        |c| &c.serve,
+        |c| c.cmd.is_none(),
+    ) {
+        Ok(l) => l,
+        // --help and --version print and exit 0.
+        Err(LoadError::Cli(e)) if !e.use_stderr() => e.exit(),
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let cli = loaded.cli;
     if let Some(Cmd::Token(t)) = cli.cmd {
         return print_token(t, cli.serve.jwt_secret);
     }
-    let cfg = cli.serve.into_config();
-    cfg.validate().context("invalid configuration")?;
+    let cfg = loaded
+        .config
+        .ok_or_else(|| anyhow::anyhow!("no configuration"))?;
+    if cli.serve.print_config {
+        let mut out = std::io::stdout();
+        out.write_all(corecast::config::print::to_toml(&cfg).as_bytes())?;
+        out.flush()?;
+        return Ok(());
+    }
     if cfg
         .jwt_secret
         .as_ref()
@@ -401,18 +220,4 @@ fn run() -> anyhow::Result<()> {
     }
     tracing::info!(?stats, "stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("8k"), Ok(8 << 10));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("1x").is_err());
-        assert!(parse_size("").is_err());
-    }
 }

@@ -27,6 +27,14 @@ use chat::msg::ChatMsg;
 use chat::{Chat, ChatShared};
 use side::SideDoor;
 
+/// True for the paths corecast serves itself: the WebSocket apps (`/ws`, `/echo`,
+/// `/broadcast`) and the side door (`/`, `/health`, `/metrics`, `/api`, `/api/…`). Gateway
+/// endpoints (`[[endpoint]]` in `--config`) may not take one. Keep in step with
+/// [`Corecast::on_request`]'s match.
+pub fn is_reserved_path(path: &str) -> bool {
+    side::is_side_path(path) || matches!(path, "/ws" | "/echo" | "/broadcast")
+}
+
 /// A connection's application state, inline in the reactor's connection (16 bytes; the chat
 /// state is boxed so that an idle `/echo` connection does not pay for it).
 #[derive(Debug)]

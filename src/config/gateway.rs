@@ -1,0 +1,389 @@
+//! The event gateway's settings, typed: the RabbitMQ side (`[amqp]`) and the WebSocket
+//! endpoints (`[[endpoint]]`) of a `--config` file, with the checks each value must pass on
+//! its own. How they are read from TOML (and checked against the flags, e.g. `"jwt"` needs
+//! `--jwt-secret`) is `config::file`'s job; using them is the gateway's. No IO.
+
+use super::topic::TopicPattern;
+use super::Secret;
+
+/// Default of `[amqp] owner_field`.
+pub const DEFAULT_OWNER_FIELD: &str = "ownerId";
+/// Default of `[amqp] prefetch`.
+pub const DEFAULT_PREFETCH: u16 = 1000;
+
+/// The RabbitMQ connection and topology of the gateway (`[amqp]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpConfig {
+    /// `amqp://[user[:password]@]host[:port][/vhost][?options]` (checked by [`check_amqp_url`];
+    /// a secret: it usually holds a password). Required.
+    pub url: Secret,
+    /// The topic exchange events are consumed from and client commands published to (declared
+    /// durable if absent). Required; 1-255 of `A-Z a-z 0-9 - _ . :`, not `amq.*`.
+    pub exchange: String,
+    /// Routing-key patterns this node's queue is bound with. Default: none.
+    pub bind: Vec<TopicPattern>,
+    /// The body field holding the owner's user id. Default: `ownerId`.
+    pub owner_field: String,
+    /// How `data` is carried in message bodies. Default: [`DataEncoding::Json`].
+    pub data_encoding: DataEncoding,
+    /// `basic.qos` prefetch count: deliveries in flight unacknowledged. 1-65535; default 1000.
+    pub prefetch: u16,
+    /// Put an event whose owner is connected nowhere in the owner's stored-notification inbox
+    /// (needs `--redis-url`). Default: false.
+    pub store_offline: bool,
+}
+
+/// How the `data` of a message body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataEncoding {
+    /// `data` is any JSON value, passed through byte for byte (`"json"`).
+    Json,
+    /// `data` is a base64 string holding JSON, as Go's `json.Marshal` writes a `[]byte`
+    /// (`"base64"`).
+    Base64,
+}
+
+impl DataEncoding {
+    /// `"json"` or `"base64"`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Self::Json),
+            "base64" => Ok(Self::Base64),
+            _ => Err(format!("expected \"json\" or \"base64\", got {s:?}")),
+        }
+    }
+
+    /// The name [`DataEncoding::parse`] takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Base64 => "base64",
+        }
+    }
+}
+
+/// One gateway WebSocket endpoint (`[[endpoint]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// The request path it is served at (checked by [`check_endpoint_path`]; unique, and not
+    /// one of corecast's own routes).
+    pub path: String,
+    /// Who a connection belongs to. Effective value: always [`Identity::Jwt`] when
+    /// `--jwt-secret` is set (the query parameter is then ignored).
+    pub identity: Identity,
+    /// With JWT identity, the token's `role` or `roles` claim must hold one of these (403
+    /// otherwise); empty: any authenticated user. Not checked in development mode (query
+    /// identity). Default: empty.
+    pub roles: Vec<String>,
+    /// Patterns a client message's `type` must match to be published upstream. Default:
+    /// empty (nothing goes upstream).
+    pub upstream: Vec<TopicPattern>,
+    /// Publish `gateway.connected` / `gateway.disconnected` for each user's first and last
+    /// connection. Default: false.
+    pub lifecycle: bool,
+}
+
+/// How an endpoint learns who a connection belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// `"query:NAME"`: the query parameter `NAME` (development mode, like `?username=`).
+    Query(String),
+    /// `"jwt"`: the token's `sub` (needs `--jwt-secret`).
+    Jwt,
+}
+
+impl Identity {
+    /// `"jwt"`, or `"query:NAME"` with NAME 1-64 of `A-Z a-z 0-9 - _ .`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "jwt" {
+            return Ok(Self::Jwt);
+        }
+        match s.strip_prefix("query:") {
+            Some(name)
+                if (1..=64).contains(&name.len())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
+            {
+                Ok(Self::Query(name.to_owned()))
+            }
+            Some(_) => Err(format!(
+                "bad query parameter name in {s:?} (1-64 of A-Z a-z 0-9 - _ .)"
+            )),
+            None => Err(format!("expected \"jwt\" or \"query:NAME\", got {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    /// The form [`Identity::parse`] takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Query(name) => write!(f, "query:{name}"),
+            Self::Jwt => f.write_str("jwt"),
+        }
+    }
+}
+
+/// Checks an `[amqp] url`: `amqp://`, a host, a port 1-65535 if given, well-formed `%XX`
+/// escapes. `amqps://` is refused for now (no TLS client yet).
+pub fn check_amqp_url(url: &str) -> Result<(), String> {
+    if url.starts_with("amqps://") {
+        return Err(
+            "amqps:// (TLS) is not supported yet: use amqp:// on a trusted network, or a local \
+             TLS tunnel to the broker"
+                .into(),
+        );
+    }
+    let rest = url
+        .strip_prefix("amqp://")
+        .ok_or("the url must start with amqp://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unclosed [ in the url's host")?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host in the url".into());
+    }
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(format!("bad port {p:?} in the url"));
+        }
+    }
+    if url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("space or control character in the url".into());
+    }
+    let b = authority.as_bytes().iter().chain(tail.as_bytes());
+    let bytes: Vec<u8> = b.copied().collect();
+    for (i, _) in bytes.iter().enumerate().filter(|(_, &c)| c == b'%') {
+        let ok = bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if !ok {
+            return Err("bad %-escape in the url".into());
+        }
+    }
+    Ok(())
+}
+
+/// Checks an `[amqp] exchange` name: 1-255 of `A-Z a-z 0-9 - _ . :` (what RabbitMQ accepts),
+/// and not `amq.*` (reserved: declaring one fails).
+pub fn check_exchange(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty exchange name (the default exchange is not a topic exchange)".into());
+    }
+    if name.len() > 255 {
+        return Err(format!("exchange name is {} bytes, over 255", name.len()));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Err(format!(
+            "exchange name {name:?} may hold only A-Z a-z 0-9 - _ . :"
+        ));
+    }
+    if name.starts_with("amq.") {
+        return Err(format!("exchange name {name:?}: amq.* names are reserved"));
+    }
+    Ok(())
+}
+
+/// Checks an `[amqp] owner_field`: 1-255 bytes, no control character.
+pub fn check_owner_field(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err("must be 1-255 bytes without control characters".into());
+    }
+    Ok(())
+}
+
+/// Checks a role name: 1-128 bytes, no control character.
+pub fn check_role(role: &str) -> Result<(), String> {
+    if role.is_empty() || role.len() > 128 || role.chars().any(char::is_control) {
+        return Err("a role must be 1-128 bytes without control characters".into());
+    }
+    Ok(())
+}
+
+/// Longest endpoint path, bytes.
+pub const MAX_PATH_BYTES: usize = 255;
+
+/// Checks an endpoint `path`: starts with `/`, at most [`MAX_PATH_BYTES`], printable ASCII
+/// without space, `?` or `#` (a request path is compared exactly, without its query), and
+/// not one of corecast's own routes ([`crate::apps::is_reserved_path`]).
+pub fn check_endpoint_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} must start with /"));
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "path is {} bytes, over {MAX_PATH_BYTES}",
+            path.len()
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|&c| !c.is_ascii_graphic() || c == '?' || c == '#')
+    {
+        return Err(format!(
+            "{path:?} holds {c:?}: a path is printable ASCII without space, query or fragment"
+        ));
+    }
+    if crate::apps::is_reserved_path(path) {
+        return Err(format!("{path:?} is one of corecast's own routes"));
+    }
+    Ok(())
+}
+
+/// `url` with the password of its user info replaced by `***` (for `--print-config` and
+/// logs): `amqp://user:***@host/`. A bare user info (`scheme://name@host`) is kept when
+/// `bare_is_password` is false (AMQP: a user name) and masked when true (Redis: a password).
+pub fn mask_url_password(url: &str, bare_is_password: bool) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    // The last `@` before any query ends the user info, even when an unescaped `/` in the
+    // password would end the authority for a parser: masking errs on the side of hiding.
+    let query = rest.find('?').unwrap_or(rest.len());
+    let Some(at) = rest[..query].rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, after) = (&rest[..at], &rest[at + 1..]);
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None if bare_is_password => "***".to_owned(),
+        None => userinfo.to_owned(),
+    };
+    format!("{scheme}://{masked}@{after}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities() {
+        assert_eq!(Identity::parse("jwt"), Ok(Identity::Jwt));
+        assert_eq!(
+            Identity::parse("query:userID"),
+            Ok(Identity::Query("userID".into()))
+        );
+        for bad in [
+            "",
+            "JWT",
+            "query:",
+            "query:a b",
+            "query:a&b",
+            "sub",
+            "query",
+        ] {
+            assert!(Identity::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Identity::parse(&format!("query:{}", "a".repeat(65))).is_err());
+        for s in ["jwt", "query:user.id-1_x"] {
+            assert_eq!(Identity::parse(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(DataEncoding::parse("json"), Ok(DataEncoding::Json));
+        assert_eq!(DataEncoding::parse("base64"), Ok(DataEncoding::Base64));
+        assert!(DataEncoding::parse("Base64").is_err());
+        assert_eq!(DataEncoding::Base64.as_str(), "base64");
+    }
+
+    #[test]
+    fn amqp_urls() {
+        for ok in [
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            "amqp://localhost",
+            "amqp://u@[::1]:5672/vh?heartbeat=10",
+            "amqp://h/",
+        ] {
+            assert_eq!(check_amqp_url(ok), Ok(()), "{ok}");
+        }
+        let err = check_amqp_url("amqps://h").unwrap_err();
+        assert!(err.contains("not supported"), "{err}");
+        for bad in [
+            "http://h",
+            "amqp://",
+            "amqp://u:p@/vh",
+            "amqp://h:0",
+            "amqp://h:99999",
+            "amqp://h:x",
+            "amqp://[::1",
+            "amqp://h/%zz",
+            "amqp://h/%2",
+            "amqp://h/a b",
+        ] {
+            assert!(check_amqp_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exchanges_paths_roles() {
+        assert_eq!(check_exchange("trip"), Ok(()));
+        assert_eq!(check_exchange("a-b_c.d:e"), Ok(()));
+        for bad in ["", "amq.topic", "a b", "é"] {
+            assert!(check_exchange(bad).is_err(), "{bad}");
+        }
+        assert!(check_exchange(&"x".repeat(256)).is_err());
+        assert_eq!(check_endpoint_path("/ws/drivers"), Ok(()));
+        assert_eq!(check_endpoint_path("/wss"), Ok(()));
+        assert_eq!(check_endpoint_path("/apix"), Ok(()));
+        for bad in [
+            "",
+            "ws",
+            "/",
+            "/ws",
+            "/echo",
+            "/broadcast",
+            "/health",
+            "/metrics",
+            "/api",
+            "/api/x",
+            "/a?b",
+            "/a#b",
+            "/a b",
+            "/é",
+        ] {
+            assert!(check_endpoint_path(bad).is_err(), "{bad}");
+        }
+        assert!(check_endpoint_path(&format!("/{}", "a".repeat(255))).is_err());
+        assert_eq!(check_role("driver"), Ok(()));
+        assert!(check_role("").is_err());
+        assert!(check_role("a\tb").is_err());
+        assert_eq!(check_owner_field("ownerId"), Ok(()));
+        assert!(check_owner_field("").is_err());
+    }
+
+    #[test]
+    fn masking() {
+        assert_eq!(
+            mask_url_password("amqp://guest:guest@h:5672/%2f", false),
+            "amqp://guest:***@h:5672/%2f"
+        );
+        assert_eq!(mask_url_password("amqp://user@h/", false), "amqp://user@h/");
+        assert_eq!(
+            mask_url_password("redis://pw@h:6379/0", true),
+            "redis://***@h:6379/0"
+        );
+        assert_eq!(mask_url_password("redis://:pw@h", true), "redis://:***@h");
+        assert_eq!(mask_url_password("redis://h:6379", true), "redis://h:6379");
+        assert_eq!(mask_url_password("amqp://a:b@c@h", false), "amqp://a:***@h");
+        assert_eq!(
+            mask_url_password("amqp://u:p/w@h/v", false),
+            "amqp://u:***@h/v"
+        );
+        assert_eq!(mask_url_password("nonsense", true), "***");
+    }
+}
