@@ -17,6 +17,7 @@ mod chat_rooms;
 mod chat_slow;
 mod close;
 mod compression;
+mod config;
 mod echo;
 mod handshake;
 mod limits;
