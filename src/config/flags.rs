@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::{Config, Secret};
@@ -168,10 +169,9 @@ impl Args {
     /// The settings these flags give ([`Config::amqp`] and [`Config::endpoints`] come from
     /// the file alone and stay empty here).
     pub fn into_config(self) -> Config {
-        let d = Config::default();
         Config {
             listen: self.listen,
-            workers: self.workers.unwrap_or(d.workers),
+            workers: self.workers.unwrap_or_else(default_workers),
             max_frame: self.max_frame,
             max_message: self.max_message,
             max_head: self.max_head,
@@ -201,7 +201,7 @@ impl Args {
             jwt_secret: self.jwt_secret.map(Secret),
             api_key: self.api_key.map(Secret),
             redis_url: self.redis_url.map(Secret),
-            node_id: self.node_id.unwrap_or(d.node_id),
+            node_id: self.node_id.unwrap_or_else(|| default_node_id().to_owned()),
             redis_prefix: self.redis_prefix,
             inbox_max: self.inbox_max,
             inbox_ttl: self.inbox_ttl,
@@ -210,6 +210,27 @@ impl Args {
             endpoints: Vec::new(),
         }
     }
+}
+
+/// [`Config::default`]'s machine-dependent values, computed once per process: the loader
+/// builds a configuration several times (to find which file line made it invalid), and
+/// counting the cores reads cgroup files.
+fn machine_defaults() -> &'static (usize, String) {
+    static DEFAULTS: OnceLock<(usize, String)> = OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let d = Config::default();
+        (d.workers, d.node_id)
+    })
+}
+
+/// `--workers` when not given: the available cores (as [`Config::default`]).
+pub fn default_workers() -> usize {
+    machine_defaults().0
+}
+
+/// `--node-id` when not given: hostname-pid (as [`Config::default`]).
+pub fn default_node_id() -> &'static str {
+    &machine_defaults().1
 }
 
 /// How a flag is written in a `--config` file. Whatever the form, the value reaches the

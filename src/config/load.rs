@@ -79,12 +79,18 @@ pub fn load_with<P: Parser>(
     serving: impl Fn(&P) -> bool,
     read: impl FnOnce(&Path) -> Result<ConfigFile, FileError>,
 ) -> Result<Loaded<P>, LoadError> {
-    let cmd = P::command();
-    let matches = cmd
-        .clone()
-        .try_get_matches_from(&argv)
-        .map_err(LoadError::Cli)?;
-    let cli = P::from_arg_matches(&matches).map_err(LoadError::Cli)?;
+    // Built once (clap's checks of the definition run then), cloned for every parse.
+    let mut cmd = P::command();
+    cmd.build();
+    let parse = |argv: Vec<OsString>| -> Result<(P, ArgMatches), LoadError> {
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(argv)
+            .map_err(LoadError::Cli)?;
+        let cli = P::from_arg_matches(&matches).map_err(LoadError::Cli)?;
+        Ok((cli, matches))
+    };
+    let (cli, matches) = parse(argv.clone())?;
     let Some(path) = args(&cli).config.clone() else {
         let config = if serving(&cli) {
             let config = args(&cli).clone().into_config();
@@ -103,7 +109,7 @@ pub fn load_with<P: Parser>(
         v.extend(argv.first().cloned());
         v.extend(extra[..n].iter().map(|(_, a)| a.clone()));
         v.extend(argv.iter().skip(1).cloned());
-        P::try_parse_from(v).map_err(LoadError::Cli)
+        parse(v).map(|(cli, _)| cli)
     };
     let cli = with(extra.len())?;
     if !serving(&cli) {

@@ -109,7 +109,7 @@ pub fn to_toml(cfg: &Config) -> String {
     }
     // The default node id (hostname-pid) is new at every start: printing it would pin it, and
     // two nodes started from copies of the output would share it.
-    if cfg.node_id == super::default_node_id() {
+    if cfg.node_id == super::flags::default_node_id() {
         unset.push("# node-id: not set (hostname-pid, new at every start)");
     } else {
         line("node-id", toml_string(&cfg.node_id));
