@@ -2,9 +2,9 @@
 //! a `--config` file ([`load`]), tests build it directly, and [`Config::validate`] rejects
 //! combinations that cannot work.
 //!
-//! Submodules: [`flags`] (the serving flags, the one table of settings), [`file`] (reading a
+//! Submodules: [`flags`] (the serving flags, the one table of settings), [`file`](mod@file) (reading a
 //! TOML file), [`load`] (precedence: command line > environment > file > default),
-//! [`print`] (`--print-config`), [`gateway`] and [`topic`] (the event gateway's typed
+//! [`print`](mod@print) (`--print-config`), [`gateway`] and [`topic`] (the event gateway's typed
 //! settings).
 
 pub mod file;

@@ -14,6 +14,9 @@ use crate::ws::deflate::CompressionMode;
 
 /// The serving flags, each with its `CORECAST_*` environment variable. `main` flattens them
 /// into its command line; [`super::load`] merges a `--config` file under them.
+// The field comments are `--help` text, which shows brackets as they are
+// (`scheme://host[:port]`), not Markdown links.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// A TOML file that sets any of these flags by name (`history = 200`) and defines gateway

@@ -243,17 +243,33 @@ pub fn check_endpoint_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `url` with the password of its user info replaced by `***` (for `--print-config` and
-/// logs): `amqp://user:***@host/`. A bare user info (`scheme://name@host`) is kept when
-/// `bare_is_password` is false (AMQP: a user name) and masked when true (Redis: a password).
-pub fn mask_url_password(url: &str, bare_is_password: bool) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+/// An `[amqp] url` with the password replaced by `***` (`amqp://guest:***@host/`), for
+/// `--print-config` and logs. The user info is found as [`check_amqp_url`] finds it (in the
+/// authority, which ends at the first `/` or `?`); a bare user info is a user name and kept.
+pub fn mask_amqp_url(url: &str) -> String {
+    mask_userinfo(url, "amqp://", &['/', '?'], false)
+}
+
+/// A `--redis-url` with the password replaced by `***` (`redis://:***@host:6379/0`), found as
+/// [`crate::relay::RedisUrl::parse`] finds it (the authority ends at the first `/`; a bare
+/// user info is the password, and masked).
+pub fn mask_redis_url(url: &str) -> String {
+    mask_userinfo(url, "redis://", &['/'], true)
+}
+
+/// `url` with the password of its user info masked; all of it but the scheme when it does not
+/// start with `scheme`.
+fn mask_userinfo(
+    url: &str,
+    scheme: &str,
+    authority_ends: &[char],
+    bare_is_password: bool,
+) -> String {
+    let Some(rest) = url.strip_prefix(scheme) else {
         return "***".into();
     };
-    // The last `@` before any query ends the user info, even when an unescaped `/` in the
-    // password would end the authority for a parser: masking errs on the side of hiding.
-    let query = rest.find('?').unwrap_or(rest.len());
-    let Some(at) = rest[..query].rfind('@') else {
+    let end = rest.find(authority_ends).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
         return url.to_owned();
     };
     let (userinfo, after) = (&rest[..at], &rest[at + 1..]);
@@ -262,7 +278,7 @@ pub fn mask_url_password(url: &str, bare_is_password: bool) -> String {
         None if bare_is_password => "***".to_owned(),
         None => userinfo.to_owned(),
     };
-    format!("{scheme}://{masked}@{after}")
+    format!("{scheme}{masked}@{after}")
 }
 
 #[cfg(test)]
@@ -369,21 +385,31 @@ mod tests {
     #[test]
     fn masking() {
         assert_eq!(
-            mask_url_password("amqp://guest:guest@h:5672/%2f", false),
+            mask_amqp_url("amqp://guest:guest@h:5672/%2f"),
             "amqp://guest:***@h:5672/%2f"
         );
-        assert_eq!(mask_url_password("amqp://user@h/", false), "amqp://user@h/");
+        assert_eq!(mask_amqp_url("amqp://user@h/"), "amqp://user@h/");
+        assert_eq!(mask_amqp_url("amqp://a:b@c@h"), "amqp://a:***@h");
+        assert_eq!(mask_amqp_url("amqp://h/v@x?q=a@b"), "amqp://h/v@x?q=a@b");
         assert_eq!(
-            mask_url_password("redis://pw@h:6379/0", true),
+            mask_redis_url("redis://pw@h:6379/0"),
             "redis://***@h:6379/0"
         );
-        assert_eq!(mask_url_password("redis://:pw@h", true), "redis://:***@h");
-        assert_eq!(mask_url_password("redis://h:6379", true), "redis://h:6379");
-        assert_eq!(mask_url_password("amqp://a:b@c@h", false), "amqp://a:***@h");
-        assert_eq!(
-            mask_url_password("amqp://u:p/w@h/v", false),
-            "amqp://u:***@h/v"
-        );
-        assert_eq!(mask_url_password("nonsense", true), "***");
+        assert_eq!(mask_redis_url("redis://:pw@h"), "redis://:***@h");
+        assert_eq!(mask_redis_url("redis://h:6379"), "redis://h:6379");
+        // A `?` is part of a Redis password (RedisUrl's authority ends at `/` only).
+        assert_eq!(mask_redis_url("redis://:p?x@h"), "redis://:***@h");
+        assert_eq!(mask_redis_url("nonsense"), "***");
+        // Whatever the parsers read as the password is what is masked.
+        for url in ["redis://u:p?w@h/1", "redis://p@ss@h", "redis://:@h"] {
+            let parsed = crate::relay::RedisUrl::parse(url).unwrap();
+            let masked = crate::relay::RedisUrl::parse(&mask_redis_url(url)).unwrap();
+            assert_eq!(masked.password.as_deref(), Some("***"), "{url}");
+            assert_eq!(
+                (masked.host, masked.user),
+                (parsed.host, parsed.user),
+                "{url}"
+            );
+        }
     }
 }

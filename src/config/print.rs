@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::gateway::mask_url_password;
+use super::gateway::{mask_amqp_url, mask_redis_url};
 use super::Config;
 use crate::ws::deflate::CompressionMode;
 
@@ -104,7 +104,7 @@ pub fn to_toml(cfg: &Config) -> String {
         None => unset.push("# api-key: not set (the HTTP API answers 403)"),
     }
     match &cfg.redis_url {
-        Some(u) => line("redis-url", toml_string(&mask_url_password(&u.0, true))),
+        Some(u) => line("redis-url", toml_string(&mask_redis_url(&u.0))),
         None => unset.push("# redis-url: not set (this node runs alone)"),
     }
     // The default node id (hostname-pid) is new at every start: printing it would pin it, and
@@ -123,11 +123,7 @@ pub fn to_toml(cfg: &Config) -> String {
     }
     if let Some(a) = &cfg.amqp {
         let _ = writeln!(o, "\n[amqp]");
-        let _ = writeln!(
-            o,
-            "url = {}",
-            toml_string(&mask_url_password(&a.url.0, false))
-        );
+        let _ = writeln!(o, "url = {}", toml_string(&mask_amqp_url(&a.url.0)));
         let _ = writeln!(o, "exchange = {}", toml_string(&a.exchange));
         let _ = writeln!(
             o,
@@ -214,9 +210,9 @@ mod tests {
         let star = |s: &Option<Secret>| s.as_ref().map(|_| Secret(MASK.into()));
         c.jwt_secret = star(&c.jwt_secret);
         c.api_key = star(&c.api_key);
-        c.redis_url = c.redis_url.map(|u| Secret(mask_url_password(&u.0, true)));
+        c.redis_url = c.redis_url.map(|u| Secret(mask_redis_url(&u.0)));
         if let Some(a) = &mut c.amqp {
-            a.url = Secret(mask_url_password(&a.url.0, false));
+            a.url = Secret(mask_amqp_url(&a.url.0));
         }
         format!("{c:?}")
     }
