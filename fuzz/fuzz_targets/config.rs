@@ -10,7 +10,8 @@
 //! the file's name and names a line or a key (with valid flags, nothing can be refused
 //! without the file being at fault, and no file value can make clap fail after its own
 //! parser accepted it); an accepted file's `--print-config` output loads back (as a file, with
-//! no flags) to a configuration that prints the same text.
+//! no flags) to a configuration that prints the same text; a printed `redis-url` is the same
+//! URL with its password (if any) as `***`.
 
 #![no_main]
 
@@ -21,6 +22,7 @@ use corecast::config::file::ConfigFile;
 use corecast::config::flags::Args;
 use corecast::config::load::{load_with, LoadError};
 use corecast::config::print::to_toml;
+use corecast::relay::RedisUrl;
 use corecast::Config;
 use libfuzzer_sys::fuzz_target;
 
@@ -51,6 +53,25 @@ fn check(flags: &[&str], data: &[u8]) {
     match load(flags, data) {
         Ok(cfg) => {
             let printed = to_toml(&cfg);
+            // A Redis password is never printed: the printed URL is the same URL with `***`.
+            if let Some(url) = &cfg.redis_url {
+                let original = RedisUrl::parse(&url.0).expect("checked");
+                let shown = printed
+                    .lines()
+                    .find_map(|l| l.strip_prefix("redis-url = "))
+                    .expect("redis-url printed");
+                let again = load(&[], format!("redis-url = {shown}").as_bytes())
+                    .expect("printed redis-url loads");
+                let masked = RedisUrl::parse(&again.redis_url.expect("set").0).expect("checked");
+                assert_eq!(
+                    masked.password.as_deref(),
+                    original.password.as_ref().map(|_| "***")
+                );
+                assert_eq!(
+                    (&masked.host, masked.port, &masked.user, masked.db),
+                    (&original.host, original.port, &original.user, original.db)
+                );
+            }
             let again = load(&[], printed.as_bytes())
                 .unwrap_or_else(|e| panic!("printed config refused: {e}\n{printed}"));
             assert_eq!(to_toml(&again), printed, "print -> load -> print differs");
