@@ -289,6 +289,53 @@ impl Cluster {
         }
     }
 
+    /// `join.lua` for `user` in `room` into `self.cmd`: registers the membership when
+    /// `register`, announces it when the room has at most `presence_max` users, and returns
+    /// the history after `since` (-1: none).
+    fn join_command(
+        &mut self,
+        room: &str,
+        user: &str,
+        presence_max: usize,
+        register: bool,
+        since: i64,
+    ) {
+        let mut presence = self.head(Target::Presence {
+            room,
+            user: user.into(),
+        });
+        wire::presence_join(&mut presence, room, user);
+        let member = format!("{room}\n{user}");
+        let keys = [
+            self.key("members", room),
+            format!("{}:rooms", self.prefix),
+            format!("{}:node:{}:rm", self.prefix, self.node()),
+            self.key("seq", room),
+            self.key("hist", room),
+            self.nodes_key(),
+        ];
+        let channel = self.key("room", room);
+        let (max, since) = (presence_max.to_string(), since.to_string());
+        let sha = self.scripts.join.sha.clone();
+        let node = self.node().to_owned();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.eval(
+            &sha,
+            &keys,
+            &[
+                room.as_bytes(),
+                user.as_bytes(),
+                member.as_bytes(),
+                max.as_bytes(),
+                channel.as_bytes(),
+                &presence,
+                if register { b"1" } else { b"0" },
+                since.as_bytes(),
+                node.as_bytes(),
+            ],
+        );
+    }
+
     /// Sends `self.cmd`; nobody waits for the reply.
     fn tell(&mut self, backlog: bool) {
         let cmd = std::mem::take(&mut self.cmd);
@@ -448,45 +495,9 @@ impl Chat {
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
-        let room = req.room.clone();
-        let mut presence = cl.head(Target::Presence {
-            room: &room,
-            user: req.user.as_ref().into(),
-        });
-        wire::presence_join(&mut presence, &room, &req.user);
-        let member = format!("{room}\n{}", req.user);
-        let keys = [
-            cl.key("members", &room),
-            format!("{}:rooms", cl.prefix),
-            format!("{}:node:{}:rm", cl.prefix, cl.node()),
-            cl.key("seq", &room),
-            cl.key("hist", &room),
-            cl.nodes_key(),
-        ];
-        let channel = cl.key("room", &room);
-        let since = req
-            .since
-            .map_or(-1, |s| s.min(i64::MAX as u64) as i64)
-            .to_string();
-        let max = cl.presence_max.to_string();
-        let sha = cl.scripts.join.sha.clone();
-        let node = cl.node().to_owned();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        cl.eval(
-            &sha,
-            &keys,
-            &[
-                room.as_bytes(),
-                req.user.as_bytes(),
-                member.as_bytes(),
-                max.as_bytes(),
-                channel.as_bytes(),
-                &presence,
-                if register { b"1" } else { b"0" },
-                since.as_bytes(),
-                node.as_bytes(),
-            ],
-        );
+        let since = req.since.map_or(-1, |s| s.min(i64::MAX as u64) as i64);
+        let max = cl.presence_max;
+        cl.join_command(&req.room, &req.user, max, register, since);
         cl.ask(me, Pending::Join(Box::new(req)), false);
     }
 
@@ -1600,40 +1611,8 @@ impl Chat {
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
-        let room = req.room.clone();
-        let mut presence = cl.head(Target::Presence {
-            room: &room,
-            user: req.user.as_ref().into(),
-        });
-        wire::presence_join(&mut presence, &room, &req.user);
-        let member = format!("{room}\n{}", req.user);
-        let keys = [
-            cl.key("members", &room),
-            format!("{}:rooms", cl.prefix),
-            format!("{}:node:{}:rm", cl.prefix, cl.node()),
-            cl.key("seq", &room),
-            cl.key("hist", &room),
-            cl.nodes_key(),
-        ];
-        let channel = cl.key("room", &room);
-        let sha = cl.scripts.join.sha.clone();
-        let node = cl.node().to_owned();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        cl.eval(
-            &sha,
-            &keys,
-            &[
-                room.as_bytes(),
-                req.user.as_bytes(),
-                member.as_bytes(),
-                b"0", // a registration sent again announces nobody
-                channel.as_bytes(),
-                &presence,
-                b"1",
-                b"-1",
-                node.as_bytes(),
-            ],
-        );
+        // A presence limit of 0: a registration sent again announces nobody.
+        cl.join_command(&req.room, &req.user, 0, true, -1);
         cl.ask(me, Pending::Registered, false);
     }
 
