@@ -128,7 +128,7 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(
             o,
             "bind = {}",
-            toml_strings(a.bind.iter().map(|p| p.as_str()))
+            toml_strings(a.bind.iter().map(String::as_str))
         );
         let _ = writeln!(o, "owner_field = {}", toml_string(&a.owner_field));
         let _ = writeln!(
@@ -138,6 +138,17 @@ pub fn to_toml(cfg: &Config) -> String {
         );
         let _ = writeln!(o, "prefetch = {}", a.prefetch);
         let _ = writeln!(o, "store_offline = {}", a.store_offline);
+        match &a.dead_letter_exchange {
+            Some(dlx) => {
+                let _ = writeln!(o, "dead_letter_exchange = {}", toml_string(dlx));
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "# dead_letter_exchange: not set (the broker drops malformed bodies)"
+                );
+            }
+        }
     }
     for e in &cfg.endpoints {
         let _ = writeln!(o, "\n[[endpoint]]");
@@ -151,7 +162,7 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(
             o,
             "upstream = {}",
-            toml_strings(e.upstream.iter().map(|p| p.as_str()))
+            toml_strings(e.upstream.iter().map(String::as_str))
         );
         let _ = writeln!(o, "lifecycle = {}", e.lifecycle);
     }
@@ -264,6 +275,7 @@ owner_field = "owner \"id\" \\ é"
 data_encoding = "base64"
 prefetch = 10
 store_offline = true
+dead_letter_exchange = "trip.dlx"
 
 [[endpoint]]
 path = "/ws/drivers"
