@@ -201,6 +201,11 @@ fn hint(key: &str, known: &[&str]) -> Option<String> {
         .map(|w| format!("did you mean {w}?"))
 }
 
+/// True for a string of ASCII digits whose value is beyond a TOML integer (`i64::MAX`).
+pub fn is_beyond_i64(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<i64>().is_err()
+}
+
 /// The TOML type of a value, for messages.
 fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
@@ -568,6 +573,9 @@ impl Doc<'_> {
             (FileKind::Int | FileKind::Size, DeValue::Integer(_)) => {
                 Ok(self.integer(v, key)?.to_string())
             }
+            // TOML integers stop at i64::MAX; a larger count (a usize flag can hold one) is
+            // written as a string of digits, as --print-config writes it.
+            (FileKind::Int, DeValue::String(s)) if is_beyond_i64(s) => Ok(s.to_string()),
             (FileKind::Int, _) => Err(self.wrong_type(v, key, "an integer")),
             (FileKind::Size, _) => {
                 Err(self.wrong_type(v, key, "an integer (bytes) or a string such as \"16MiB\""))
@@ -904,6 +912,13 @@ mod tests {
         assert_eq!(
             err("history = 9223372036854775808"),
             "/etc/corecast.toml:1: history: integer out of range"
+        );
+        // Beyond TOML's integers, a count is a string of digits; only then.
+        let f = parse("presence-max-members = \"18446744073709551615\"").unwrap();
+        assert_eq!(f.settings[0].value, "18446744073709551615");
+        assert_eq!(
+            err("presence-max-members = \"9223372036854775807\""),
+            "/etc/corecast.toml:1: presence-max-members: expected an integer, found a string"
         );
     }
 
