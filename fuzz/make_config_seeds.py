@@ -97,6 +97,7 @@ seed(
     'jwt-secret = "0123456789abcdef0123456789abcdef"\nredis-url = "redis://h"\n'
     + AMQP
     + 'store_offline = true\ndata_encoding = "json"\nbind = ["#", "a.*.#.b"]\n'
+    'dead_letter_exchange = "trip.dlx"\n'
     '[[endpoint]]\npath = "/e"\n[[endpoint]]\npath = "/f"\nidentity = "jwt"\n'
     'upstream = ["x.#"]\nroles = ["r1", "r2"]\n',
 )
@@ -182,6 +183,9 @@ seed("amqp-port", '[amqp]\nurl = "amqp://h:99999"\nexchange = "x"\n')
 seed("amqp-escape", '[amqp]\nurl = "amqp://h/%zz"\nexchange = "x"\n')
 seed("amqp-exchange-reserved", '[amqp]\nurl = "amqp://h"\nexchange = "amq.topic"\n')
 seed("amqp-exchange-chars", '[amqp]\nurl = "amqp://h"\nexchange = "a b"\n')
+seed("amqp-heartbeat", '[amqp]\nurl = "amqp://h?heartbeat=x"\nexchange = "x"\n')
+seed("amqp-dlx-default", AMQP + 'dead_letter_exchange = ""\n')
+seed("amqp-dlx-reserved", AMQP + 'dead_letter_exchange = "amq.direct"\n')
 seed("amqp-prefetch-zero", AMQP + "prefetch = 0\n")
 seed("amqp-prefetch-big", AMQP + "prefetch = 65536\n")
 seed("amqp-encoding", AMQP + 'data_encoding = "hex"\n')

@@ -4,7 +4,7 @@
 //!
 //! Submodules: [`flags`] (the serving flags, the one table of settings), [`file`](mod@file) (reading a
 //! TOML file), [`load`] (precedence: command line > environment > file > default),
-//! [`print`](mod@print) (`--print-config`), [`gateway`] and [`topic`] (the event gateway's typed
+//! [`print`](mod@print) (`--print-config`) and [`gateway`] (the event gateway's typed
 //! settings).
 
 pub mod file;
@@ -12,14 +12,12 @@ pub mod flags;
 pub mod gateway;
 pub mod load;
 pub mod print;
-pub mod topic;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::ws::deflate::CompressionMode;
 pub use gateway::{AmqpConfig, DataEncoding, EndpointConfig, Identity};
-pub use topic::TopicPattern;
 
 /// Everything a running server needs to know. Every field has a default that serves
 /// `/echo`, `/broadcast` and the chat service (development mode) safely on loopback.

@@ -14,8 +14,7 @@ use toml::Spanned;
 
 use super::flags::{self, FileKind};
 use super::gateway::{self, AmqpConfig, DataEncoding, EndpointConfig, Identity};
-use super::topic::TopicPattern;
-use super::Secret;
+use super::{Config, Secret};
 
 /// Largest configuration file read, bytes.
 pub const MAX_FILE_BYTES: usize = 1 << 20;
@@ -29,6 +28,7 @@ pub const AMQP_KEYS: &[&str] = &[
     "data_encoding",
     "prefetch",
     "store_offline",
+    "dead_letter_exchange",
 ];
 
 /// Keys of each `[[endpoint]]`.
@@ -60,6 +60,8 @@ pub struct FileSetting {
 #[derive(Debug, Clone)]
 struct AmqpDraft {
     config: AmqpConfig,
+    /// Line of the `[amqp]` header (or of its first dotted key).
+    line: usize,
     /// Line of `store_offline = true`, if so.
     store_offline_line: Option<usize>,
 }
@@ -71,7 +73,7 @@ struct EndpointDraft {
     /// The identity as written, with its line.
     identity: Option<(Identity, usize)>,
     roles: Vec<String>,
-    upstream: Vec<TopicPattern>,
+    upstream: Vec<String>,
     lifecycle: bool,
     /// Line of the `[[endpoint]]` header (or inline table).
     line: usize,
@@ -199,6 +201,11 @@ fn hint(key: &str, known: &[&str]) -> Option<String> {
         .map(|w| format!("did you mean {w}?"))
 }
 
+/// True for a string of ASCII digits whose value is beyond a TOML integer (`i64::MAX`).
+pub fn is_beyond_i64(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<i64>().is_err()
+}
+
 /// The TOML type of a value, for messages.
 fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
@@ -315,20 +322,14 @@ impl Doc<'_> {
             .collect()
     }
 
-    /// An array of topic patterns.
-    fn patterns(
-        &self,
-        v: &Spanned<DeValue<'_>>,
-        key: &str,
-    ) -> Result<Vec<TopicPattern>, FileError> {
-        self.strings(v, key)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, (s, span))| {
-                TopicPattern::parse(&s)
-                    .map_err(|e| self.invalid(&span, &format!("{key}[{i}]"), e.to_string()))
-            })
-            .collect()
+    /// An array of topic patterns ([`gateway::check_topic_pattern`]).
+    fn patterns(&self, v: &Spanned<DeValue<'_>>, key: &str) -> Result<Vec<String>, FileError> {
+        let items = self.strings(v, key)?;
+        for (i, (s, span)) in items.iter().enumerate() {
+            gateway::check_topic_pattern(s)
+                .map_err(|e| self.invalid(span, &format!("{key}[{i}]"), e))?;
+        }
+        Ok(items.into_iter().map(|(s, _)| s).collect())
     }
 
     fn unknown(
@@ -480,14 +481,16 @@ impl ConfigFile {
         }
     }
 
-    /// The gateway configuration, once the flags are known: `jwt` when `--jwt-secret` is set
-    /// (identities default to, and become, [`Identity::Jwt`]; `"jwt"` needs it), `redis` when
-    /// `--redis-url` is (`store_offline` needs it). Endpoints need `[amqp]`.
+    /// The gateway configuration, once the flags are known (`flags`: the configuration without
+    /// it): with `--jwt-secret`, identities default to, and become, [`Identity::Jwt`] (`"jwt"`
+    /// needs it); `store_offline` needs `--redis-url`; endpoints need `[amqp]`; and the bridge
+    /// must take the result for this node ([`AmqpConfig::to_bridge`], checked as a last
+    /// guard: every value passed the bridge's rules already).
     pub fn gateway(
         &self,
-        jwt: bool,
-        redis: bool,
+        flags: &Config,
     ) -> Result<(Option<AmqpConfig>, Vec<EndpointConfig>), FileError> {
+        let (jwt, redis) = (flags.jwt_secret.is_some(), flags.redis_url.is_some());
         let at = |line: usize, key: String, kind: FileErrorKind| FileError {
             path: self.path.clone(),
             line: Some(line),
@@ -496,6 +499,13 @@ impl ConfigFile {
             kind,
         };
         if let Some(a) = &self.amqp {
+            if let Err(e) = a.config.to_bridge(&flags.node_id).validate() {
+                return Err(at(
+                    a.line,
+                    "amqp".into(),
+                    FileErrorKind::Invalid(e.to_string()),
+                ));
+            }
             if let (Some(line), false) = (a.store_offline_line, redis) {
                 return Err(at(
                     line,
@@ -563,6 +573,9 @@ impl Doc<'_> {
             (FileKind::Int | FileKind::Size, DeValue::Integer(_)) => {
                 Ok(self.integer(v, key)?.to_string())
             }
+            // TOML integers stop at i64::MAX; a larger count (a usize flag can hold one) is
+            // written as a string of digits, as --print-config writes it.
+            (FileKind::Int, DeValue::String(s)) if is_beyond_i64(s) => Ok(s.to_string()),
             (FileKind::Int, _) => Err(self.wrong_type(v, key, "an integer")),
             (FileKind::Size, _) => {
                 Err(self.wrong_type(v, key, "an integer (bytes) or a string such as \"16MiB\""))
@@ -601,6 +614,7 @@ impl Doc<'_> {
         let mut data_encoding = DataEncoding::Json;
         let mut prefetch = gateway::DEFAULT_PREFETCH;
         let (mut store_offline, mut store_offline_line) = (false, None);
+        let mut dead_letter_exchange = None;
         for (k, v) in in_file_order(t) {
             let key = format!("amqp.{}", key_name(k.get_ref()));
             let vs = v.span();
@@ -622,7 +636,7 @@ impl Doc<'_> {
                     s.clone_into(&mut owner_field);
                 }
                 "data_encoding" => {
-                    data_encoding = DataEncoding::parse(self.string(v, &key)?)
+                    data_encoding = gateway::parse_data_encoding(self.string(v, &key)?)
                         .map_err(|e| self.invalid(&vs, &key, e))?;
                 }
                 "prefetch" => {
@@ -634,6 +648,12 @@ impl Doc<'_> {
                 "store_offline" => {
                     store_offline = self.boolean(v, &key)?;
                     store_offline_line = store_offline.then(|| self.line(&k.span()));
+                }
+                "dead_letter_exchange" => {
+                    let s = self.string(v, &key)?;
+                    gateway::check_dead_letter_exchange(s)
+                        .map_err(|e| self.invalid(&vs, &key, e))?;
+                    dead_letter_exchange = Some(s.to_owned());
                 }
                 _ => return Err(self.unknown(k, "amqp.", AMQP_KEYS)),
             }
@@ -650,7 +670,9 @@ impl Doc<'_> {
                 data_encoding,
                 prefetch,
                 store_offline,
+                dead_letter_exchange,
             },
+            line: self.line(span),
             store_offline_line,
         })
     }
@@ -720,6 +742,15 @@ mod tests {
     }
 
     const AMQP: &str = "[amqp]\nurl = \"amqp://h\"\nexchange = \"trip\"\n";
+
+    /// The flags' part of a configuration: with a JWT secret, with a Redis URL.
+    fn flags(jwt: bool, redis: bool) -> Config {
+        Config {
+            jwt_secret: jwt.then(|| Secret("s".into())),
+            redis_url: redis.then(|| Secret("redis://h".into())),
+            ..Config::default()
+        }
+    }
 
     #[test]
     fn reads_flags_in_their_file_forms() {
@@ -882,6 +913,13 @@ mod tests {
             err("history = 9223372036854775808"),
             "/etc/corecast.toml:1: history: integer out of range"
         );
+        // Beyond TOML's integers, a count is a string of digits; only then.
+        let f = parse("presence-max-members = \"18446744073709551615\"").unwrap();
+        assert_eq!(f.settings[0].value, "18446744073709551615");
+        assert_eq!(
+            err("presence-max-members = \"9223372036854775807\""),
+            "/etc/corecast.toml:1: presence-max-members: expected an integer, found a string"
+        );
     }
 
     #[test]
@@ -923,6 +961,14 @@ mod tests {
                 "owner_field = \"\"",
                 "amqp.owner_field: must be 1-255 bytes without control characters",
             ),
+            (
+                "dead_letter_exchange = \"amq.direct\"",
+                "amqp.dead_letter_exchange: exchange name \"amq.direct\": amq.* names are reserved",
+            ),
+            (
+                "dead_letter_exchange = 1",
+                "amqp.dead_letter_exchange: expected a string, found an integer",
+            ),
         ] {
             assert_eq!(
                 err(&format!("{AMQP}{line}")),
@@ -942,7 +988,7 @@ mod tests {
         );
         assert_eq!(
             err("[amqp]\nurl = \"redis://h\"\nexchange = \"x\""),
-            "/etc/corecast.toml:2: amqp.url: the url must start with amqp://"
+            "/etc/corecast.toml:2: amqp.url: invalid amqp url: Invalid AMQP scheme: redis"
         );
         assert_eq!(
             err("\n[amqp]\nurl = \"amqp://h\""),
@@ -993,7 +1039,7 @@ mod tests {
             "endpoint = [{{path = \"/x\", identity = \"jwt\"}}]\n{AMQP}"
         ))
         .unwrap();
-        assert_eq!(f.gateway(true, false).unwrap().1[0].path, "/x");
+        assert_eq!(f.gateway(&flags(true, false)).unwrap().1[0].path, "/x");
         assert_eq!(
             err(&format!("{AMQP}endpoint = [{{path = \"/x\"}}]")),
             "/etc/corecast.toml:4: amqp.endpoint: unknown key"
@@ -1009,17 +1055,11 @@ mod tests {
                     upstream = [\"driver.cmd.trip_accept\", \"driver.cmd.trip_decline\"]\nlifecycle = true\n\n\
                     [[endpoint]]\npath = \"/ws/riders\"\nidentity = \"query:userID\"\nupstream = []\n";
         let f = parse(ride).unwrap();
-        let (amqp, eps) = f.gateway(false, false).unwrap();
+        let (amqp, eps) = f.gateway(&flags(false, false)).unwrap();
         let amqp = amqp.unwrap();
         assert_eq!(amqp.url.0, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(amqp.exchange, "trip");
-        assert_eq!(
-            amqp.bind
-                .iter()
-                .map(TopicPattern::as_str)
-                .collect::<Vec<_>>(),
-            ["driver.cmd.trip_request", "trip.event.*"]
-        );
+        assert_eq!(amqp.bind, ["driver.cmd.trip_request", "trip.event.*"]);
         assert_eq!(amqp.data_encoding, DataEncoding::Base64);
         assert_eq!((amqp.prefetch, amqp.store_offline), (1000, false));
         assert_eq!(amqp.owner_field, "ownerId");
@@ -1037,22 +1077,31 @@ mod tests {
             ("/ws/riders", false, 0)
         );
         // With a secret, every endpoint takes the JWT's sub.
-        let (_, eps) = f.gateway(true, false).unwrap();
+        let (_, eps) = f.gateway(&flags(true, false)).unwrap();
         assert!(eps.iter().all(|e| e.identity == Identity::Jwt));
 
         // Defaults.
         let f = parse(&format!("{AMQP}[[endpoint]]\npath = \"/e\"")).unwrap();
-        let (amqp, eps) = f.gateway(true, false).unwrap();
+        let (amqp, eps) = f.gateway(&flags(true, false)).unwrap();
         let amqp = amqp.unwrap();
         assert_eq!(
             (amqp.owner_field.as_str(), amqp.data_encoding, amqp.prefetch),
             ("ownerId", DataEncoding::Json, 1000)
         );
         assert!(amqp.bind.is_empty() && !amqp.store_offline);
+        assert_eq!(amqp.dead_letter_exchange, None);
+        let dlx = parse(&format!("{AMQP}dead_letter_exchange = \"\""))
+            .unwrap()
+            .gateway(&flags(false, false))
+            .unwrap()
+            .0
+            .unwrap()
+            .dead_letter_exchange;
+        assert_eq!(dlx.as_deref(), Some(""), "the default exchange");
         assert_eq!(eps[0].identity, Identity::Jwt);
         assert!(eps[0].roles.is_empty() && eps[0].upstream.is_empty() && !eps[0].lifecycle);
         assert_eq!(
-            f.gateway(false, false).unwrap_err().to_string(),
+            f.gateway(&flags(false, false)).unwrap_err().to_string(),
             "/etc/corecast.toml:4: endpoint[0].identity: required without --jwt-secret \
              (\"query:NAME\"), or set --jwt-secret"
         );
@@ -1062,24 +1111,30 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            f.gateway(false, false).unwrap_err().to_string(),
+            f.gateway(&flags(false, false)).unwrap_err().to_string(),
             "/etc/corecast.toml:6: endpoint[0].identity: \"jwt\" needs --jwt-secret"
         );
         let f = parse(&format!("{AMQP}store_offline = true")).unwrap();
         assert_eq!(
-            f.gateway(false, false).unwrap_err().to_string(),
+            f.gateway(&flags(false, false)).unwrap_err().to_string(),
             "/etc/corecast.toml:4: amqp.store_offline: needs --redis-url (stored notifications live in Redis)"
         );
-        assert!(f.gateway(false, true).unwrap().0.unwrap().store_offline);
+        assert!(
+            f.gateway(&flags(false, true))
+                .unwrap()
+                .0
+                .unwrap()
+                .store_offline
+        );
         let f = parse("\n[[endpoint]]\npath = \"/e\"\nidentity = \"query:u\"").unwrap();
         assert_eq!(
-            f.gateway(false, false).unwrap_err().to_string(),
+            f.gateway(&flags(false, false)).unwrap_err().to_string(),
             "/etc/corecast.toml:2: endpoint[0]: gateway endpoints need an [amqp] table"
         );
         // [amqp] alone is fine.
         assert!(parse(AMQP)
             .unwrap()
-            .gateway(false, false)
+            .gateway(&flags(false, false))
             .unwrap()
             .1
             .is_empty());

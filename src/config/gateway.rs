@@ -1,17 +1,20 @@
 //! The event gateway's settings, typed: the RabbitMQ side (`[amqp]`) and the WebSocket
 //! endpoints (`[[endpoint]]`) of a `--config` file, with the checks each value must pass on
 //! its own. How they are read from TOML (and checked against the flags, e.g. `"jwt"` needs
-//! `--jwt-secret`) is `config::file`'s job; using them is the gateway's. No IO.
+//! `--jwt-secret`) is `config::file`'s job; running the bridge is [`crate::amqp`]'s, whose own
+//! rules ([`crate::amqp::AmqpConfig::validate`], [`crate::amqp::topic::validate`]) every value
+//! here passes too ([`AmqpConfig::to_bridge`]). No IO.
 
-use super::topic::TopicPattern;
 use super::Secret;
+pub use crate::amqp::DataEncoding;
 
 /// Default of `[amqp] owner_field`.
-pub const DEFAULT_OWNER_FIELD: &str = "ownerId";
+pub const DEFAULT_OWNER_FIELD: &str = crate::amqp::body::DEFAULT_OWNER_FIELD;
 /// Default of `[amqp] prefetch`.
 pub const DEFAULT_PREFETCH: u16 = 1000;
 
-/// The RabbitMQ connection and topology of the gateway (`[amqp]`).
+/// The gateway's RabbitMQ side as the `[amqp]` table writes it. [`AmqpConfig::to_bridge`]
+/// makes the bridge's own [`crate::amqp::AmqpConfig`] of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
     /// `amqp://[user[:password]@]host[:port][/vhost][?options]` (checked by [`check_amqp_url`];
@@ -20,8 +23,9 @@ pub struct AmqpConfig {
     /// The topic exchange events are consumed from and client commands published to (declared
     /// durable if absent). Required; 1-255 of `A-Z a-z 0-9 - _ . :`, not `amq.*`.
     pub exchange: String,
-    /// Routing-key patterns this node's queue is bound with. Default: none.
-    pub bind: Vec<TopicPattern>,
+    /// Routing-key patterns this node's queue is bound with (each passed
+    /// [`check_topic_pattern`]). Default: none.
+    pub bind: Vec<String>,
     /// The body field holding the owner's user id. Default: `ownerId`.
     pub owner_field: String,
     /// How `data` is carried in message bodies. Default: [`DataEncoding::Json`].
@@ -31,35 +35,65 @@ pub struct AmqpConfig {
     /// Put an event whose owner is connected nowhere in the owner's stored-notification inbox
     /// (needs `--redis-url`). Default: false.
     pub store_offline: bool,
+    /// The exchange the node's queue dead-letters to (`x-dead-letter-exchange`: where
+    /// malformed bodies go); `""` is the default exchange. Same name rules as `exchange`,
+    /// empty allowed. Default: none (the broker drops them).
+    pub dead_letter_exchange: Option<String>,
 }
 
-/// How the `data` of a message body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataEncoding {
-    /// `data` is any JSON value, passed through byte for byte (`"json"`).
-    Json,
-    /// `data` is a base64 string holding JSON, as Go's `json.Marshal` writes a `[]byte`
-    /// (`"base64"`).
-    Base64,
+impl AmqpConfig {
+    /// The bridge's settings for node `node_id` (which names its queue), with the bridge's
+    /// defaults for what the file does not set (backlog, queue expiry, depth interval).
+    pub fn to_bridge(&self, node_id: &str) -> crate::amqp::AmqpConfig {
+        let mut b = crate::amqp::AmqpConfig::new(&self.url.0, &self.exchange, node_id);
+        b.bind.clone_from(&self.bind);
+        b.prefetch = self.prefetch;
+        b.owner_field.clone_from(&self.owner_field);
+        b.data_encoding = self.data_encoding;
+        b.dead_letter_exchange
+            .clone_from(&self.dead_letter_exchange);
+        b
+    }
 }
 
-impl DataEncoding {
-    /// `"json"` or `"base64"`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "json" => Ok(Self::Json),
-            "base64" => Ok(Self::Base64),
-            _ => Err(format!("expected \"json\" or \"base64\", got {s:?}")),
-        }
-    }
+/// `"json"` or `"base64"` (`[amqp] data_encoding`).
+pub fn parse_data_encoding(s: &str) -> Result<DataEncoding, String> {
+    s.parse()
+        .map_err(|_| format!("expected \"json\" or \"base64\", got {s:?}"))
+}
 
-    /// The name [`DataEncoding::parse`] takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Base64 => "base64",
+/// Checks a topic pattern (`bind`, `upstream`): the bridge's rule, 1-255 bytes (an AMQP short
+/// string, [`crate::amqp::topic::validate`]), and none of what can only be a typo: an empty
+/// word (a dot at an end, two dots), `*` or `#` inside a word (`trip*`), a control character.
+/// RabbitMQ would take those, and bind nothing anyone publishes to.
+pub fn check_topic_pattern(p: &str) -> Result<(), String> {
+    use crate::amqp::topic::{validate, TopicError, MAX_LEN};
+    match validate(p) {
+        Err(TopicError::Empty) => return Err("empty topic pattern".into()),
+        Err(TopicError::TooLong) => {
+            return Err(format!(
+                "topic pattern is {} bytes, over AMQP's {MAX_LEN}",
+                p.len()
+            ))
+        }
+        Ok(()) => {}
+    }
+    if p.chars().any(char::is_control) {
+        return Err(format!("control character in topic pattern {p:?}"));
+    }
+    for word in p.split('.') {
+        if word.is_empty() {
+            return Err(format!(
+                "empty word in topic pattern {p:?} (a dot at an end, or two dots)"
+            ));
+        }
+        if word.len() > 1 && word.contains(['*', '#']) {
+            return Err(format!(
+                "`*` and `#` must be whole words in topic pattern {p:?}"
+            ));
         }
     }
+    Ok(())
 }
 
 /// One gateway WebSocket endpoint (`[[endpoint]]`).
@@ -77,7 +111,8 @@ pub struct EndpointConfig {
     pub roles: Vec<String>,
     /// Patterns a client message's `type` must match to be published upstream. Default:
     /// empty (nothing goes upstream).
-    pub upstream: Vec<TopicPattern>,
+    /// (Each passed [`check_topic_pattern`]; matched with [`crate::amqp::topic::matches()`].)
+    pub upstream: Vec<String>,
     /// Publish `gateway.connected` / `gateway.disconnected` for each user's first and last
     /// connection. Default: false.
     pub lifecycle: bool,
@@ -125,20 +160,29 @@ impl std::fmt::Display for Identity {
     }
 }
 
-/// Checks an `[amqp] url`: `amqp://`, a host, a port 1-65535 if given, well-formed `%XX`
-/// escapes. `amqps://` is refused for now (no TLS client yet).
+/// Checks an `[amqp] url`: `amqps://` is refused for now (no TLS client yet); then what the
+/// bridge's own parser refuses ([`crate::amqp::AmqpConfig::validate`]: the scheme, the host,
+/// the port, `heartbeat` and `connection_timeout` options); then what that parser would quietly
+/// repair or default: no host (`amqp://` means localhost to it), port 0, a malformed `%XX`
+/// escape, a space or control character.
 pub fn check_amqp_url(url: &str) -> Result<(), String> {
-    if url.starts_with("amqps://") {
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("amqps://"))
+    {
         return Err(
             "amqps:// (TLS) is not supported yet: use amqp:// on a trusted network, or a local \
              TLS tunnel to the broker"
                 .into(),
         );
     }
+    crate::amqp::AmqpConfig::new(url, "x", "x")
+        .validate()
+        .map_err(|e| e.to_string())?;
     let rest = url
         .strip_prefix("amqp://")
         .ok_or("the url must start with amqp://")?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
@@ -161,8 +205,7 @@ pub fn check_amqp_url(url: &str) -> Result<(), String> {
     if url.chars().any(|c| c.is_control() || c == ' ') {
         return Err("space or control character in the url".into());
     }
-    let b = authority.as_bytes().iter().chain(tail.as_bytes());
-    let bytes: Vec<u8> = b.copied().collect();
+    let bytes: Vec<u8> = authority.bytes().chain(tail.bytes()).collect();
     for (i, _) in bytes.iter().enumerate().filter(|(_, &c)| c == b'%') {
         let ok = bytes
             .get(i + 1..i + 3)
@@ -177,6 +220,19 @@ pub fn check_amqp_url(url: &str) -> Result<(), String> {
 /// Checks an `[amqp] exchange` name: 1-255 of `A-Z a-z 0-9 - _ . :` (what RabbitMQ accepts),
 /// and not `amq.*` (reserved: declaring one fails).
 pub fn check_exchange(name: &str) -> Result<(), String> {
+    check_exchange_name(name, false)
+}
+
+/// Checks an `[amqp] dead_letter_exchange`: as [`check_exchange`], but `""` (the default
+/// exchange, which routes dead letters by their routing key) is allowed.
+pub fn check_dead_letter_exchange(name: &str) -> Result<(), String> {
+    check_exchange_name(name, true)
+}
+
+fn check_exchange_name(name: &str, may_be_empty: bool) -> Result<(), String> {
+    if name.is_empty() && may_be_empty {
+        return Ok(());
+    }
     if name.is_empty() {
         return Err("empty exchange name (the default exchange is not a topic exchange)".into());
     }
@@ -244,10 +300,11 @@ pub fn check_endpoint_path(path: &str) -> Result<(), String> {
 }
 
 /// An `[amqp] url` with the password replaced by `***` (`amqp://guest:***@host/`), for
-/// `--print-config` and logs. The user info is found as [`check_amqp_url`] finds it (in the
-/// authority, which ends at the first `/` or `?`); a bare user info is a user name and kept.
+/// `--print-config` and logs. The user info is found as URL parsers find it (in the
+/// authority, which ends at the first `/`, `?` or `#`); a bare user info is a user name and
+/// kept.
 pub fn mask_amqp_url(url: &str) -> String {
-    mask_userinfo(url, "amqp://", &['/', '?'], false)
+    mask_userinfo(url, "amqp://", &['/', '?', '#'], false)
 }
 
 /// A `--redis-url` with the password replaced by `***` (`redis://:***@host:6379/0`), found as
@@ -311,10 +368,72 @@ mod tests {
 
     #[test]
     fn encodings() {
-        assert_eq!(DataEncoding::parse("json"), Ok(DataEncoding::Json));
-        assert_eq!(DataEncoding::parse("base64"), Ok(DataEncoding::Base64));
-        assert!(DataEncoding::parse("Base64").is_err());
-        assert_eq!(DataEncoding::Base64.as_str(), "base64");
+        assert_eq!(parse_data_encoding("json"), Ok(DataEncoding::Json));
+        assert_eq!(parse_data_encoding("base64"), Ok(DataEncoding::Base64));
+        assert_eq!(
+            parse_data_encoding("Base64"),
+            Err("expected \"json\" or \"base64\", got \"Base64\"".into())
+        );
+    }
+
+    #[test]
+    fn topic_patterns() {
+        assert_eq!(check_topic_pattern(""), Err("empty topic pattern".into()));
+        assert_eq!(
+            check_topic_pattern(&"a".repeat(256)),
+            Err("topic pattern is 256 bytes, over AMQP's 255".into())
+        );
+        assert_eq!(check_topic_pattern(&"a".repeat(255)), Ok(()));
+        for s in [".a", "a.", "a..b", "."] {
+            let e = check_topic_pattern(s).unwrap_err();
+            assert!(e.starts_with("empty word"), "{s}: {e}");
+        }
+        for s in ["trip*", "a.#b", "**", "a.*#.b", "#x"] {
+            let e = check_topic_pattern(s).unwrap_err();
+            assert!(e.contains("whole words"), "{s}: {e}");
+        }
+        assert!(check_topic_pattern("a\nb")
+            .unwrap_err()
+            .starts_with("control character"));
+        for s in [
+            "#",
+            "*",
+            "trip.event.*",
+            "driver.cmd.#",
+            "a.*.#.b",
+            "ünï.cödé",
+        ] {
+            assert_eq!(check_topic_pattern(s), Ok(()), "{s}");
+            // Everything accepted here the bridge accepts too.
+            assert_eq!(crate::amqp::topic::validate(s), Ok(()), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_bridge_takes_what_the_file_gives() {
+        let a = AmqpConfig {
+            url: Secret("amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            exchange: "trip".into(),
+            bind: vec!["driver.cmd.trip_request".into(), "trip.event.*".into()],
+            owner_field: "owner".into(),
+            data_encoding: DataEncoding::Base64,
+            prefetch: 7,
+            store_offline: false,
+            dead_letter_exchange: Some("trip.dlx".into()),
+        };
+        let b = a.to_bridge("node-a");
+        assert_eq!(b.validate(), Ok(()));
+        assert_eq!(b.url, a.url.0);
+        assert_eq!(
+            (b.exchange.as_str(), b.queue.as_str()),
+            ("trip", "corecast.gateway.node-a")
+        );
+        assert_eq!(b.bind, a.bind);
+        assert_eq!((b.prefetch, b.owner_field.as_str()), (7, "owner"));
+        assert_eq!(b.data_encoding, DataEncoding::Base64);
+        assert_eq!(b.dead_letter_exchange.as_deref(), Some("trip.dlx"));
+        assert_eq!(check_dead_letter_exchange(""), Ok(()));
+        assert!(check_dead_letter_exchange("amq.x").is_err());
     }
 
     #[test]
@@ -331,6 +450,7 @@ mod tests {
         assert!(err.contains("not supported"), "{err}");
         for bad in [
             "http://h",
+            "AMQP://h",
             "amqp://",
             "amqp://u:p@/vh",
             "amqp://h:0",
@@ -340,9 +460,14 @@ mod tests {
             "amqp://h/%zz",
             "amqp://h/%2",
             "amqp://h/a b",
+            "amqp://h\n",
+            "amqp://h?heartbeat=x",
         ] {
             assert!(check_amqp_url(bad).is_err(), "{bad}");
         }
+        assert!(check_amqp_url("AMQPS://h")
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]

@@ -121,8 +121,7 @@ pub fn load_with<P: Parser>(
             with(n).map(|c| check(&args(&c).clone().into_config()))
         }));
     }
-    let (amqp, endpoints) =
-        file.gateway(config.jwt_secret.is_some(), config.redis_url.is_some())?;
+    let (amqp, endpoints) = file.gateway(&config)?;
     config.amqp = amqp;
     config.endpoints = endpoints;
     Ok(Loaded {

@@ -48,6 +48,22 @@ fn list(s: &str) -> String {
     toml_strings(s.split(',').map(str::trim))
 }
 
+/// A count or size: a TOML integer, or beyond TOML's integers (`i64::MAX`) a string of
+/// digits, which the file takes for these settings.
+fn int(n: impl Into<u64>) -> String {
+    let n: u64 = n.into();
+    if i64::try_from(n).is_ok() {
+        n.to_string()
+    } else {
+        toml_string(&n.to_string())
+    }
+}
+
+/// `usize` as [`int`] takes it (usize is at most 64 bits on every target corecast builds for).
+fn uint(n: usize) -> String {
+    int(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
 fn duration(d: Duration) -> String {
     toml_string(&humantime::format_duration(d).to_string())
 }
@@ -59,18 +75,18 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(o, "{key} = {value}");
     };
     line("listen", toml_string(&cfg.listen.to_string()));
-    line("workers", cfg.workers.to_string());
-    line("max-frame", cfg.max_frame.to_string());
-    line("max-message", cfg.max_message.to_string());
-    line("max-head", cfg.max_head.to_string());
+    line("workers", uint(cfg.workers));
+    line("max-frame", uint(cfg.max_frame));
+    line("max-message", uint(cfg.max_message));
+    line("max-head", uint(cfg.max_head));
     line("ping-interval", duration(cfg.ping_interval));
     line("idle-timeout", duration(cfg.idle_timeout));
     line("handshake-timeout", duration(cfg.handshake_timeout));
     line("close-timeout", duration(cfg.close_timeout));
     line("write-stall-timeout", duration(cfg.write_stall_timeout));
     line("drain-timeout", duration(cfg.drain_timeout));
-    line("max-connections", cfg.max_connections.to_string());
-    line("send-buffer-limit", cfg.send_buffer_limit.to_string());
+    line("max-connections", uint(cfg.max_connections));
+    line("send-buffer-limit", uint(cfg.send_buffer_limit));
     line("backlog", cfg.backlog.to_string());
     let mode = match cfg.compression {
         CompressionMode::Off => "off",
@@ -78,17 +94,17 @@ pub fn to_toml(cfg: &Config) -> String {
         CompressionMode::Dedicated => "dedicated",
     };
     line("compression", toml_string(mode));
-    line("compression-level", cfg.compression_level.to_string());
-    line("compression-min-size", cfg.compression_min_size.to_string());
-    line("history", cfg.history.to_string());
+    line("compression-level", int(cfg.compression_level));
+    line("compression-min-size", uint(cfg.compression_min_size));
+    line("history", uint(cfg.history));
     line("room-ttl", duration(cfg.room_ttl));
-    line("presence-max-members", cfg.presence_max_members.to_string());
-    line("chat-max-message", cfg.chat_max_message.to_string());
-    line("max-rooms", cfg.max_rooms.to_string());
-    line("conn-rate", cfg.conn_rate.to_string());
-    line("conn-burst", cfg.conn_burst.to_string());
-    line("msg-rate", cfg.msg_rate.to_string());
-    line("msg-burst", cfg.msg_burst.to_string());
+    line("presence-max-members", uint(cfg.presence_max_members));
+    line("chat-max-message", uint(cfg.chat_max_message));
+    line("max-rooms", uint(cfg.max_rooms));
+    line("conn-rate", int(cfg.conn_rate));
+    line("conn-burst", int(cfg.conn_burst));
+    line("msg-rate", int(cfg.msg_rate));
+    line("msg-burst", int(cfg.msg_burst));
     line("trusted-proxies", list(&cfg.trusted_proxies));
     let mut unset = Vec::new();
     match &cfg.allowed_origins {
@@ -115,9 +131,9 @@ pub fn to_toml(cfg: &Config) -> String {
         line("node-id", toml_string(&cfg.node_id));
     }
     line("redis-prefix", toml_string(&cfg.redis_prefix));
-    line("inbox-max", cfg.inbox_max.to_string());
+    line("inbox-max", uint(cfg.inbox_max));
     line("inbox-ttl", duration(cfg.inbox_ttl));
-    line("relay-backlog", cfg.relay_backlog.to_string());
+    line("relay-backlog", uint(cfg.relay_backlog));
     for u in unset {
         let _ = writeln!(o, "{u}");
     }
@@ -128,7 +144,7 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(
             o,
             "bind = {}",
-            toml_strings(a.bind.iter().map(|p| p.as_str()))
+            toml_strings(a.bind.iter().map(String::as_str))
         );
         let _ = writeln!(o, "owner_field = {}", toml_string(&a.owner_field));
         let _ = writeln!(
@@ -138,6 +154,17 @@ pub fn to_toml(cfg: &Config) -> String {
         );
         let _ = writeln!(o, "prefetch = {}", a.prefetch);
         let _ = writeln!(o, "store_offline = {}", a.store_offline);
+        match &a.dead_letter_exchange {
+            Some(dlx) => {
+                let _ = writeln!(o, "dead_letter_exchange = {}", toml_string(dlx));
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "# dead_letter_exchange: not set (the broker drops malformed bodies)"
+                );
+            }
+        }
     }
     for e in &cfg.endpoints {
         let _ = writeln!(o, "\n[[endpoint]]");
@@ -151,7 +178,7 @@ pub fn to_toml(cfg: &Config) -> String {
         let _ = writeln!(
             o,
             "upstream = {}",
-            toml_strings(e.upstream.iter().map(|p| p.as_str()))
+            toml_strings(e.upstream.iter().map(String::as_str))
         );
         let _ = writeln!(o, "lifecycle = {}", e.lifecycle);
     }
@@ -264,6 +291,7 @@ owner_field = "owner \"id\" \\ é"
 data_encoding = "base64"
 prefetch = 10
 store_offline = true
+dead_letter_exchange = "trip.dlx"
 
 [[endpoint]]
 path = "/ws/drivers"
@@ -323,6 +351,11 @@ path = "/ws/riders"
             (
                 vec!["--redis-url", "redis://secret@h"],
                 "trusted-proxies = []\n".to_owned(),
+            ),
+            // Beyond TOML's integers (i64::MAX): written as strings of digits.
+            (
+                vec!["--presence-max-members", "18446744073709551615"],
+                "max-frame = \"9106511838G\"\n".to_owned(),
             ),
         ];
         for (flags, text) in cases {
