@@ -81,7 +81,8 @@ fn main() {
     let app_cfg = cfg.clone();
     let server = Server::bind(cfg).expect("bind");
     let addr = server.local_addr();
-    let shared = AppShared::new(app_cfg, server.shared().clone(), None).expect("valid config");
+    let shared =
+        AppShared::new(app_cfg, server.shared().clone(), None, None).expect("valid config");
     let handle = server
         .start(move |worker| Corecast::new(worker, &shared))
         .expect("start");

@@ -107,10 +107,12 @@ pub struct Config {
     pub inbox_ttl: Duration,
     /// Commands kept for Redis while it is unreachable (oldest dropped). Default: 10,000.
     pub relay_backlog: usize,
+    /// Upstream publishes kept while RabbitMQ is unreachable; beyond it they fail. Default:
+    /// 10,000.
+    pub amqp_backlog: usize,
 
     // ---- event gateway (`[amqp]` and `[[endpoint]]` of a `--config` file) -----------------
-    // Parsed and checked completely, but not used by the server yet: the gateway (src/amqp/
-    // and its endpoints) is wired in later.
+    // The bridge is `crate::amqp`, the endpoints `crate::apps::gateway`.
     /// The RabbitMQ side of the gateway. Default: none (no gateway).
     pub amqp: Option<AmqpConfig>,
     /// Gateway WebSocket endpoints, in file order: paths unique and none of corecast's own
@@ -182,6 +184,7 @@ impl Default for Config {
             inbox_max: 100,
             inbox_ttl: Duration::from_secs(7 * 24 * 3600),
             relay_backlog: 10_000,
+            amqp_backlog: 10_000,
             amqp: None,
             endpoints: Vec::new(),
         }
@@ -278,6 +281,7 @@ impl Config {
             ("msg burst", u64::from(self.msg_burst), 1, 65_535),
             ("inbox max", self.inbox_max as u64, 1, 1_000_000),
             ("relay backlog", self.relay_backlog as u64, 1, 10_000_000),
+            ("amqp backlog", self.amqp_backlog as u64, 1, 10_000_000),
         ] {
             if v < lo || v > hi {
                 return Err(ConfigError::OutOfRange(name, lo, hi));

@@ -7,8 +7,10 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use corecast::amqp::{Amqp, Sink as AmqpSink};
 use corecast::apps::chat::cluster::route;
 use corecast::apps::chat::msg::ChatMsg;
+use corecast::apps::gateway::msg::{home_of as gateway_home, GatewayMsg};
 use corecast::apps::{AppShared, Corecast, PeerMsg};
 use corecast::config::flags::Args;
 use corecast::config::load::{load, LoadError};
@@ -18,7 +20,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// corecast: WebSocket engine and real-time chat, notification and event server.
-/// Serves /ws (chat), /echo, /broadcast, / (demo page), /health, /metrics and /api/.
+/// Serves /ws (chat), /echo, /broadcast, / (demo page), /health, /metrics, /api/ and the
+/// gateway endpoints of a --config file.
 #[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
@@ -164,10 +167,31 @@ fn run() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let amqp = match &cfg.amqp {
+        Some(a) => {
+            let mut bridge = a.to_bridge(&cfg.node_id);
+            bridge.backlog = cfg.amqp_backlog;
+            let url = bridge.url_for_logs();
+            let amqp = Amqp::new(bridge)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: [amqp]: {e}"))?;
+            tracing::info!(%url, exchange = %a.exchange, "amqp gateway on");
+            Some(amqp)
+        }
+        None => None,
+    };
+    for e in &cfg.endpoints {
+        if let corecast::config::Identity::Query(p) = &e.identity {
+            tracing::warn!(
+                path = %e.path,
+                "gateway endpoint trusts ?{p}= (development mode); set --jwt-secret in production"
+            );
+        }
+    }
     let shared = AppShared::new(
         cfg.clone(),
         server.shared().clone(),
         relay.as_ref().map(Relay::handle),
+        amqp.as_ref().map(Amqp::handle),
     )
     .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let app_shared = shared.clone();
@@ -195,6 +219,24 @@ fn run() -> anyhow::Result<()> {
                 .context("starting the relay")?,
         ));
     }
+    let mut amqp_thread = None;
+    if let Some(amqp) = amqp {
+        let to_workers = handle.sender();
+        let waker = handle.sender();
+        let workers = to_workers.workers();
+        let sink = AmqpSink {
+            deliver: Box::new(move |w, ev| {
+                let _ = to_workers.send_quietly(w, PeerMsg::Gateway(GatewayMsg::Amqp(ev)));
+            }),
+            wake: Box::new(move |w| waker.wake(w)),
+            route: Box::new(move |owner| gateway_home(owner, workers)),
+            workers,
+        };
+        amqp_thread = Some((
+            amqp.handle(),
+            amqp.start(sink).context("starting the amqp bridge")?,
+        ));
+    }
     tracing::info!(%addr, workers, "corecast listening");
     // One machine-readable line on stdout for scripts and tests.
     let mut out = std::io::stdout();
@@ -216,6 +258,12 @@ fn run() -> anyhow::Result<()> {
     // are written before the process ends.
     if let Some((relay, thread)) = relay_thread {
         relay.stop();
+        let _ = thread.join();
+    }
+    // Lifecycle events of the drained clients are published, deliveries not acknowledged
+    // yet go back to the queue.
+    if let Some((amqp, thread)) = amqp_thread {
+        amqp.stop();
         let _ = thread.join();
     }
     tracing::info!(?stats, "stopped");

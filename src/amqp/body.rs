@@ -148,59 +148,27 @@ pub fn parse<'a>(
     encoding: DataEncoding,
 ) -> Result<Parsed<'a>, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
-    let mut s = Scanner::new(text);
-    s.ws();
-    if s.peek() != Some(b'{') {
-        // Say "not an object" only for valid JSON that is something else.
-        s.value(MAX_DEPTH)?;
-        s.end()?;
-        return Err(BodyError::NotObject);
-    }
-    s.pos += 1;
     let mut owner: Option<Range<usize>> = None;
     let mut owner_escaped = false;
     let mut owner_is_string = false;
     let mut data: Option<Range<usize>> = None;
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.pos += 1;
-    } else {
-        loop {
-            s.ws();
-            let (key, key_escaped) = s.string()?;
-            s.ws();
-            s.expect(b':')?;
-            s.ws();
-            let start = s.pos;
-            let first = s.peek();
-            let escaped = s.value(MAX_DEPTH - 1)?;
-            let range = start..s.pos;
-            if key_is(text, key.clone(), key_escaped, owner_field) {
-                if owner.is_some() {
-                    return Err(BodyError::DuplicateOwner);
-                }
-                owner = Some(range.clone());
-                owner_escaped = escaped;
-                owner_is_string = first == Some(b'"');
+    object_members(text, |m| {
+        if key_is(text, m.key.clone(), m.key_escaped, owner_field) {
+            if owner.is_some() {
+                return Err(BodyError::DuplicateOwner);
             }
-            if key_is(text, key, key_escaped, "data") {
-                if data.is_some() {
-                    return Err(BodyError::DuplicateData);
-                }
-                data = Some(range);
-            }
-            s.ws();
-            match s.peek() {
-                Some(b',') => s.pos += 1,
-                Some(b'}') => {
-                    s.pos += 1;
-                    break;
-                }
-                _ => return Err(BodyError::Syntax(s.pos)),
-            }
+            owner = Some(m.value.clone());
+            owner_escaped = m.escaped;
+            owner_is_string = m.is_string();
         }
-    }
-    s.end()?;
+        if key_is(text, m.key, m.key_escaped, "data") {
+            if data.is_some() {
+                return Err(BodyError::DuplicateData);
+            }
+            data = Some(m.value);
+        }
+        Ok(())
+    })?;
     let owner = owner.ok_or(BodyError::NoOwner)?;
     if !owner_is_string {
         return Err(BodyError::OwnerNotString);
@@ -215,6 +183,86 @@ pub fn parse<'a>(
         DataEncoding::Base64 => Data::Decoded(decode_base64_data(text, data)?),
     };
     Ok(Parsed { owner, data })
+}
+
+/// One member of a JSON object, as [`members`] finds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    /// The key's text between its quotes.
+    pub key: Range<usize>,
+    /// The key has escapes.
+    pub key_escaped: bool,
+    /// The value's exact text.
+    pub value: Range<usize>,
+    /// The value's first byte.
+    pub first: Option<u8>,
+    /// The value is a string with escapes.
+    pub escaped: bool,
+}
+
+impl Member {
+    /// The value is a string.
+    pub fn is_string(&self) -> bool {
+        self.first == Some(b'"')
+    }
+}
+
+/// Walks the object at the scanner's position (`{`, after whitespace) to its end, calling `f`
+/// for each member in order; the scanner stops after the `}`.
+fn members(
+    s: &mut Scanner<'_>,
+    mut f: impl FnMut(Member) -> Result<(), BodyError>,
+) -> Result<(), BodyError> {
+    s.expect(b'{')?;
+    s.ws();
+    if s.peek() == Some(b'}') {
+        s.pos += 1;
+        return Ok(());
+    }
+    loop {
+        s.ws();
+        let (key, key_escaped) = s.string()?;
+        s.ws();
+        s.expect(b':')?;
+        s.ws();
+        let start = s.pos;
+        let first = s.peek();
+        let escaped = s.value(MAX_DEPTH - 1)?;
+        f(Member {
+            key,
+            key_escaped,
+            value: start..s.pos,
+            first,
+            escaped,
+        })?;
+        s.ws();
+        match s.peek() {
+            Some(b',') => s.pos += 1,
+            Some(b'}') => {
+                s.pos += 1;
+                return Ok(());
+            }
+            _ => return Err(BodyError::Syntax(s.pos)),
+        }
+    }
+}
+
+/// Reads a JSON object (strict, as [`parse`]) and hands each top-level member to `f`: for the
+/// gateway's client messages ([`super::command`]). Errors: not UTF-8, not JSON, not an object.
+pub(crate) fn object_members(
+    text: &str,
+    f: impl FnMut(Member) -> Result<(), BodyError>,
+) -> Result<(), BodyError> {
+    let mut s = Scanner::new(text);
+    s.ws();
+    if s.peek() != Some(b'{') {
+        // Say "not an object" only for valid JSON that is something else.
+        s.value(MAX_DEPTH)?;
+        s.end()?;
+        return Err(BodyError::NotObject);
+    }
+    members(&mut s, f)?;
+    s.end()
 }
 
 /// Whether `bytes` are exactly one JSON value (with optional whitespace around it), as strict
@@ -261,7 +309,7 @@ pub fn write_body(
 }
 
 /// Whether the key at `key` (the raw text between the quotes) names `name`.
-fn key_is(text: &str, key: Range<usize>, escaped: bool, name: &str) -> bool {
+pub(crate) fn key_is(text: &str, key: Range<usize>, escaped: bool, name: &str) -> bool {
     let raw = text.get(key).unwrap_or_default();
     if !escaped {
         return raw == name;
@@ -271,7 +319,11 @@ fn key_is(text: &str, key: Range<usize>, escaped: bool, name: &str) -> bool {
 }
 
 /// The string value whose text (quotes included) is at `range`.
-fn string_value(text: &str, range: Range<usize>, escaped: bool) -> Result<Cow<'_, str>, BodyError> {
+pub(crate) fn string_value(
+    text: &str,
+    range: Range<usize>,
+    escaped: bool,
+) -> Result<Cow<'_, str>, BodyError> {
     let inner = text
         .get(range.start + 1..range.end.saturating_sub(1))
         .ok_or(BodyError::Syntax(range.start))?;

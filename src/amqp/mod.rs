@@ -25,6 +25,7 @@
 //! Without an `[amqp]` section none of this exists: no thread, no handle.
 
 pub mod body;
+pub mod command;
 mod thread;
 pub mod topic;
 

@@ -2,18 +2,20 @@
 //! router that sends each request path to its endpoint.
 //!
 //! Owns the path table, the per-connection state enum and the peer message enum; each
-//! endpoint's behaviour lives in its own module: `echo`, `broadcast`, `chat` (`/ws`) and
-//! `side` (`/`, `/health`, `/metrics`, `/api/…`), which routes before the WebSocket apps.
-//! Unknown paths get 404.
+//! endpoint's behaviour lives in its own module: `echo`, `broadcast`, `chat` (`/ws`),
+//! `gateway` (the `[[endpoint]]`s of `--config`) and `side` (`/`, `/health`, `/metrics`,
+//! `/api/…`), which routes before the WebSocket apps. Unknown paths get 404.
 
 pub mod broadcast;
 pub mod chat;
 pub mod echo;
+pub mod gateway;
 pub mod side;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use crate::amqp::{AmqpHandle, AmqpState};
 use crate::config::Config;
 use crate::http::{RequestHead, Response, Status};
 use crate::hub::Slot;
@@ -25,6 +27,8 @@ use chat::cluster::Scripts;
 use chat::conn::ChatConn;
 use chat::msg::ChatMsg;
 use chat::{Chat, ChatShared};
+use gateway::msg::GatewayMsg;
+use gateway::{Gateway, GatewayConn, GatewayShared};
 use side::SideDoor;
 
 /// True for the paths corecast serves itself: the WebSocket apps (`/ws`, `/echo`,
@@ -45,6 +49,8 @@ pub enum ConnState {
     Broadcast(Slot),
     /// On `/ws`.
     Chat(Box<ChatConn>),
+    /// On a gateway endpoint.
+    Gateway(Box<GatewayConn>),
     /// An HTTP request waiting for its answer (an API call at another worker).
     Http,
 }
@@ -56,6 +62,8 @@ pub enum PeerMsg {
     Broadcast(SharedFrame),
     /// The chat service.
     Chat(ChatMsg),
+    /// The event gateway (and its bridge).
+    Gateway(GatewayMsg),
 }
 
 /// What every worker's applications share.
@@ -66,6 +74,8 @@ pub struct AppShared {
     pub chat: ChatShared,
     /// The relay (with `--redis-url`): its handle and the chat service's scripts.
     pub relay: Option<(RelayHandle, Arc<Scripts>)>,
+    /// The gateway's endpoints and its bridge (with `[amqp]`).
+    pub gateway: GatewayShared,
 }
 
 impl std::fmt::Debug for AppShared {
@@ -80,15 +90,17 @@ impl std::fmt::Debug for AppShared {
 }
 
 impl AppShared {
-    /// For a server bound with `cfg`, joined to other nodes by `relay` when given; the error is
-    /// one line naming a bad setting.
+    /// For a server bound with `cfg`, joined to other nodes by `relay` and to RabbitMQ by
+    /// `amqp` when given; the error is one line naming a bad setting.
     pub fn new(
         cfg: Config,
         reactor: reactor::Shared,
         relay: Option<RelayHandle>,
+        amqp: Option<AmqpHandle>,
     ) -> Result<Arc<Self>, String> {
         let workers = cfg.workers;
         Ok(Arc::new(Self {
+            gateway: GatewayShared::new(&cfg, amqp),
             reactor,
             chat: ChatShared::new(Arc::new(cfg), workers)?,
             relay: relay.map(|r| (r, Arc::new(Scripts::new()))),
@@ -101,6 +113,14 @@ impl AppShared {
             .as_ref()
             .map_or(RelayState::Off, |(r, _)| r.shared.state())
     }
+
+    /// The gateway bridge's state for `/health`: off, up or down.
+    pub fn amqp_state(&self) -> AmqpState {
+        self.gateway
+            .amqp
+            .as_ref()
+            .map_or(AmqpState::Off, |a| a.shared.state())
+    }
 }
 
 /// One worker's instance of the server's applications.
@@ -109,6 +129,7 @@ pub struct Corecast {
     shared: Arc<AppShared>,
     broadcast: Broadcast,
     chat: Chat,
+    gateway: Gateway,
     side: SideDoor,
 }
 
@@ -119,6 +140,7 @@ impl Corecast {
             shared: shared.clone(),
             broadcast: Broadcast::default(),
             chat: Chat::new(worker, shared.clone()),
+            gateway: Gateway::new(worker, shared.clone()),
             side: SideDoor::new(shared.clone()),
         }
     }
@@ -147,7 +169,10 @@ impl App for Corecast {
                 state: ConnState::Broadcast(Slot(u32::MAX)),
                 max_message: usize::MAX,
             },
-            _ => Decision::Respond(Response::text(Status::NOT_FOUND, "not found")),
+            p => match self.shared.gateway.endpoint(p) {
+                Some(i) => self.gateway.on_request(i, id, head, cx),
+                None => Decision::Respond(Response::text(Status::NOT_FOUND, "not found")),
+            },
         }
     }
 
@@ -166,6 +191,7 @@ impl App for Corecast {
         match conn {
             ConnState::Broadcast(slot) => *slot = self.broadcast.join(id),
             ConnState::Chat(c) => self.chat.on_open(id, c, cx),
+            ConnState::Gateway(c) => self.gateway.on_open(id, c, cx),
             ConnState::Echo | ConnState::Http => {}
         }
     }
@@ -182,6 +208,7 @@ impl App for Corecast {
             ConnState::Echo => echo::on_message(id, kind, payload, cx),
             ConnState::Broadcast(_) => self.broadcast.on_message(kind, payload, cx),
             ConnState::Chat(c) => self.chat.on_message(id, c, kind, payload, cx),
+            ConnState::Gateway(c) => self.gateway.on_message(id, c, kind, payload, cx),
             ConnState::Http => {}
         }
     }
@@ -194,6 +221,7 @@ impl App for Corecast {
             ConnState::Echo | ConnState::Http => {}
             ConnState::Broadcast(slot) => self.broadcast.leave(slot, cx),
             ConnState::Chat(c) => self.chat.on_close(id, *c, cx),
+            ConnState::Gateway(c) => self.gateway.on_close(id, *c, cx),
         }
     }
 
@@ -201,6 +229,7 @@ impl App for Corecast {
         match msg {
             PeerMsg::Broadcast(frame) => self.broadcast.on_peer(frame, cx),
             PeerMsg::Chat(m) => self.chat.on_peer(m, cx),
+            PeerMsg::Gateway(m) => self.gateway.on_peer(m, cx),
         }
     }
 
@@ -210,5 +239,6 @@ impl App for Corecast {
 
     fn on_settled(&mut self) {
         self.chat.on_settled();
+        self.gateway.on_settled();
     }
 }

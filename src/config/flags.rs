@@ -138,6 +138,9 @@ pub struct Args {
     /// Commands kept for Redis while it is unreachable: the room messages to replay to the other nodes, leaves, connection counts (oldest dropped).
     #[arg(long, env = "CORECAST_RELAY_BACKLOG", default_value_t = 10_000)]
     pub relay_backlog: usize,
+    /// Upstream publishes kept while RabbitMQ is unreachable (gateway; beyond it they fail with upstream_unavailable).
+    #[arg(long, env = "CORECAST_AMQP_BACKLOG", default_value_t = 10_000)]
+    pub amqp_backlog: usize,
 }
 
 /// `--compression`: off, shared or dedicated.
@@ -209,6 +212,7 @@ impl Args {
             inbox_max: self.inbox_max,
             inbox_ttl: self.inbox_ttl,
             relay_backlog: self.relay_backlog,
+            amqp_backlog: self.amqp_backlog,
             amqp: None,
             endpoints: Vec::new(),
         }
@@ -293,6 +297,7 @@ pub const FILE_KEYS: &[(&str, FileKind)] = &[
     ("inbox-max", FileKind::Int),
     ("inbox-ttl", FileKind::Duration),
     ("relay-backlog", FileKind::Int),
+    ("amqp-backlog", FileKind::Int),
 ];
 
 /// How flag `--long` is written in a `--config` file; `None` when a file cannot set it.

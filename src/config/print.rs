@@ -134,6 +134,7 @@ pub fn to_toml(cfg: &Config) -> String {
     line("inbox-max", uint(cfg.inbox_max));
     line("inbox-ttl", duration(cfg.inbox_ttl));
     line("relay-backlog", uint(cfg.relay_backlog));
+    line("amqp-backlog", uint(cfg.amqp_backlog));
     for u in unset {
         let _ = writeln!(o, "{u}");
     }
@@ -282,6 +283,7 @@ redis-prefix = "cc"
 inbox-max = 20
 inbox-ttl = "2days"
 relay-backlog = 500
+amqp-backlog = 600
 
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"

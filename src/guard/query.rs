@@ -53,6 +53,27 @@ pub fn query_param<'a>(target: &'a [u8], name: &str) -> Result<Option<Cow<'a, st
     Ok(found)
 }
 
+/// Every query parameter of a request target, decoded as [`query_param`] decodes them, in
+/// order; a pair whose name or value does not decode is skipped.
+pub fn query_pairs(target: &[u8]) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    let Some(q) = target.iter().position(|b| *b == b'?') else {
+        return Vec::new();
+    };
+    let query = &target[q + 1..];
+    let query = query.split(|b| *b == b'#').next().unwrap_or(query);
+    query
+        .split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            Some((decode(key, true).ok()?, decode(value, true).ok()?))
+        })
+        .collect()
+}
+
 /// The value of cookie `name` from the request's `Cookie` headers (all instances, in order).
 ///
 /// Each header is `name=value` pairs separated by `;` (RFC 6265 §4.2; spaces around pairs,
@@ -269,5 +290,16 @@ mod tests {
         ] {
             assert_eq!(bearer(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn all_pairs() {
+        let p = query_pairs(b"/ws/drivers?userID=d1&packageSlug=sedan+xl&bad=%zz&flag#frag");
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            p,
+            [("userID", "d1"), ("packageSlug", "sedan xl"), ("flag", "")]
+        );
+        assert!(query_pairs(b"/x").is_empty());
     }
 }

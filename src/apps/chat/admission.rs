@@ -29,6 +29,8 @@ pub struct Identity {
     pub id: String,
     /// Display name (JWT `name`, default the id).
     pub name: String,
+    /// The token's `role` and `roles` claims (empty in development mode).
+    pub roles: Vec<String>,
 }
 
 /// Why an upgrade was refused; each knows its answer.
@@ -40,8 +42,10 @@ pub enum Refusal {
     Origin(String),
     /// No token, or a bad one.
     Auth(String),
-    /// Development mode: no or a bad `username`.
-    BadRequest(&'static str),
+    /// Development mode: no or a bad `username` (or the gateway endpoint's parameter).
+    BadRequest(String),
+    /// Authenticated, but the token holds none of the endpoint's roles.
+    Role,
 }
 
 impl Refusal {
@@ -55,6 +59,7 @@ impl Refusal {
                 Response::text(Status::UNAUTHORIZED, why).header("WWW-Authenticate", "Bearer")
             }
             Self::BadRequest(why) => Response::text(Status::BAD_REQUEST, why),
+            Self::Role => Response::text(Status::FORBIDDEN, "forbidden: role not allowed here"),
         }
     }
 }
@@ -106,6 +111,24 @@ impl Admission {
         mono_ms: u64,
         unix_s: u64,
     ) -> Result<Identity, Refusal> {
+        self.check_as(peer, head, mono_ms, unix_s, DevIdentity::CHAT)
+    }
+
+    /// Whether identities come from tokens (`--jwt-secret` set).
+    pub fn uses_tokens(&self) -> bool {
+        self.jwt.is_some()
+    }
+
+    /// [`Admission::check`] with the development-mode identity taken as `dev` says (the
+    /// gateway's `identity = "query:NAME"`); with a secret, always the token.
+    pub fn check_as(
+        &self,
+        peer: Option<IpAddr>,
+        head: &RequestHead<'_>,
+        mono_ms: u64,
+        unix_s: u64,
+        dev: DevIdentity<'_>,
+    ) -> Result<Identity, Refusal> {
         // A peer whose address cannot be read is gone already; count it under one key.
         let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let xff: Vec<&[u8]> = if self.proxies.is_empty() {
@@ -133,7 +156,7 @@ impl Admission {
             .map_err(|e| Refusal::Origin(format!("origin not allowed: {e}")))?;
         match &self.jwt {
             Some(v) => self.token_identity(v, head, unix_s),
-            None => dev_identity(head),
+            None => dev_identity(head, dev),
         }
     }
 
@@ -162,9 +185,12 @@ impl Admission {
             }
             };
         let claims = v.verify(&token, unix_s).map_err(|e| bad(&e.to_string()))?;
+        let mut roles: Vec<String> = claims.role.iter().cloned().collect();
+        roles.extend(claims.roles.iter().flatten().cloned());
         Ok(Identity {
             name: claims.display_name().to_owned(),
             id: claims.sub,
+            roles,
         })
     }
 
@@ -174,18 +200,38 @@ impl Admission {
     }
 }
 
-fn dev_identity(head: &RequestHead<'_>) -> Result<Identity, Refusal> {
-    let name = query_param(head.target.as_bytes(), "username")
-        .map_err(|_| Refusal::BadRequest("invalid username: bad query encoding"))?
-        .ok_or(Refusal::BadRequest("missing username"))?;
-    if !is_dev_username(&name) {
-        return Err(Refusal::BadRequest(
-            "invalid username: 1-64 of A-Z a-z 0-9 . _ -",
-        ));
+/// Where a development-mode identity comes from: a query parameter and its rule.
+#[derive(Debug, Clone, Copy)]
+pub struct DevIdentity<'a> {
+    /// The query parameter.
+    pub param: &'a str,
+    /// What a valid value is, and the text saying so.
+    pub valid: fn(&str) -> bool,
+    /// The rule in words (for the 400).
+    pub rule: &'static str,
+}
+
+impl DevIdentity<'_> {
+    /// `/ws`: `?username=`, 1-64 of `A-Z a-z 0-9 . _ -`.
+    pub const CHAT: DevIdentity<'static> = DevIdentity {
+        param: "username",
+        valid: is_dev_username,
+        rule: "1-64 of A-Z a-z 0-9 . _ -",
+    };
+}
+
+fn dev_identity(head: &RequestHead<'_>, dev: DevIdentity<'_>) -> Result<Identity, Refusal> {
+    let p = dev.param;
+    let name = query_param(head.target.as_bytes(), p)
+        .map_err(|_| Refusal::BadRequest(format!("invalid {p}: bad query encoding")))?
+        .ok_or_else(|| Refusal::BadRequest(format!("missing {p}")))?;
+    if !(dev.valid)(&name) {
+        return Err(Refusal::BadRequest(format!("invalid {p}: {}", dev.rule)));
     }
     Ok(Identity {
         id: name.clone().into_owned(),
         name: name.into_owned(),
+        roles: Vec::new(),
     })
 }
 

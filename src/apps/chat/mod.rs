@@ -277,7 +277,7 @@ impl Chat {
             Err(refusal) => {
                 let counter = match &refusal {
                     Refusal::Rate => &self.stats.refused_rate,
-                    Refusal::Origin(_) => &self.stats.refused_origin,
+                    Refusal::Origin(_) | Refusal::Role => &self.stats.refused_origin,
                     Refusal::Auth(_) => &self.stats.refused_auth,
                     Refusal::BadRequest(_) => &self.stats.refused_request,
                 };

@@ -5,11 +5,17 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::super::chat::ChatShared;
+use super::super::gateway::GatewayShared;
 use crate::reactor::Shared;
 use crate::relay::RelayShared;
 
 /// The whole exposition.
-pub fn render(reactor: &Shared, chat: &ChatShared, relay: Option<&RelayShared>) -> String {
+pub fn render(
+    reactor: &Shared,
+    chat: &ChatShared,
+    relay: Option<&RelayShared>,
+    gateway: &GatewayShared,
+) -> String {
     let r = reactor.snapshot();
     let c = |f: fn(&super::super::chat::ChatStats) -> &std::sync::atomic::AtomicU64| chat.sum(f);
     let mut out = String::with_capacity(4096);
@@ -202,10 +208,94 @@ pub fn render(reactor: &Shared, chat: &ChatShared, relay: Option<&RelayShared>) 
             let _ = writeln!(out, "corecast_relay_rtt_seconds{{quantile=\"{q}\"}} {v}");
         }
     }
+    render_gateway(&mut out, gateway);
     let _ = writeln!(
         out,
         "# HELP corecast_uptime_seconds Seconds since the server started.\n# TYPE corecast_uptime_seconds gauge\ncorecast_uptime_seconds {}",
         chat.started.elapsed().as_secs()
     );
     out
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+/// The gateway's endpoints and its bridge (with `[amqp]`).
+fn render_gateway(out: &mut String, g: &GatewayShared) {
+    let Some(a) = &g.amqp else { return };
+    let st = &a.shared.stats;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+    metric(
+        out,
+        "corecast_amqp_up",
+        "gauge",
+        "1 while the gateway is connected to RabbitMQ and consuming.",
+        &[(
+            "",
+            u64::from(a.shared.state() == crate::amqp::AmqpState::Up),
+        )],
+    );
+    for (name, help, v) in [
+        ("consumed", "Deliveries received from this node's queue (valid or not).", n(&st.consumed)),
+        ("delivered", "Deliveries queued to at least one device of their owner on this node.", n(&st.delivered)),
+        ("undelivered", "Deliveries whose owner had no device on this node (acknowledged).", n(&st.undelivered)),
+        ("dead_lettered", "Deliveries rejected without requeue (malformed bodies go to the dead-letter exchange, if any).", n(&st.dead_lettered)),
+        ("malformed", "Of the dead-lettered, bodies that did not parse (no JSON, no string owner, bad base64).", n(&st.malformed)),
+        ("published", "Messages the broker confirmed (client messages upstream and lifecycle events).", n(&st.published)),
+        ("publish_failed", "Publishes that failed: nacked, unroutable, lost with the connection or refused by a full backlog.", n(&st.publish_failed)),
+        ("reconnects", "Times the connection to RabbitMQ was lost after being up.", n(&st.reconnects)),
+    ] {
+        metric(out, &format!("corecast_amqp_{name}_total"), "counter", help, &[("", v)]);
+    }
+    metric(
+        out,
+        "corecast_amqp_backlog",
+        "gauge",
+        "Publishes waiting for RabbitMQ to come back.",
+        &[("", n(&st.backlog))],
+    );
+    metric(
+        out,
+        "corecast_amqp_queue_depth",
+        "gauge",
+        "Messages ready in this node's queue at the last check (every few seconds).",
+        &[("", n(&st.queue_depth))],
+    );
+    let s = |f: fn(&super::super::gateway::GatewayStats) -> &std::sync::atomic::AtomicU64| g.sum(f);
+    metric(
+        out,
+        "corecast_gateway_upstream_total",
+        "counter",
+        "Client messages on gateway endpoints by outcome: handed to the broker, refused for their type, answered upstream_unavailable.",
+        &[
+            (r#"result="sent""#, s(|x| &x.upstream)),
+            (r#"result="forbidden""#, s(|x| &x.forbidden)),
+            (r#"result="unavailable""#, s(|x| &x.unavailable)),
+        ],
+    );
+    metric(
+        out,
+        "corecast_gateway_refused_total",
+        "counter",
+        "Gateway upgrades refused: for the endpoint's roles (403), or otherwise (rate, origin, token, identity).",
+        &[
+            (r#"reason="role""#, s(|x| &x.refused_role)),
+            (r#"reason="other""#, s(|x| &x.refused)),
+        ],
+    );
+    metric(
+        out,
+        "corecast_gateway_lifecycle_total",
+        "counter",
+        "Lifecycle events (gateway.connected, gateway.disconnected) handed to the broker.",
+        &[("", s(|x| &x.lifecycle))],
+    );
 }

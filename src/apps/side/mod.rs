@@ -81,7 +81,12 @@ impl SideDoor {
             "/health" => only_get(head).unwrap_or_else(|| Decision::Respond(self.health(cx))),
             "/metrics" => only_get(head).unwrap_or_else(|| {
                 let relay = self.shared.relay.as_ref().map(|(r, _)| &*r.shared);
-                let text = metrics::render(&self.shared.reactor, &self.shared.chat, relay);
+                let text = metrics::render(
+                    &self.shared.reactor,
+                    &self.shared.chat,
+                    relay,
+                    &self.shared.gateway,
+                );
                 Decision::Respond(Response::with_type(
                     Status::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -128,7 +133,8 @@ impl SideDoor {
             .u64("rooms", chat.rooms_active.load(Relaxed) as u64)
             .u64("workers", cx.workers() as u64)
             .u64("uptime_s", chat.started.elapsed().as_secs())
-            .str("relay", self.shared.relay_state().as_str());
+            .str("relay", self.shared.relay_state().as_str())
+            .str("amqp", self.shared.amqp_state().as_str());
         Response::json(Status::OK, body)
     }
 
