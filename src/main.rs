@@ -10,11 +10,11 @@ use anyhow::Context as _;
 use corecast::amqp::{Amqp, Sink as AmqpSink};
 use corecast::apps::chat::cluster::route;
 use corecast::apps::chat::msg::ChatMsg;
-use corecast::apps::gateway::msg::{home_of as gateway_home, GatewayMsg};
+use corecast::apps::gateway::msg::{home_of as gateway_home, GatewayMsg, RELAY_TOKEN};
 use corecast::apps::{AppShared, Corecast, PeerMsg};
 use corecast::config::flags::Args;
 use corecast::config::load::{load, LoadError};
-use corecast::relay::{RedisUrl, Relay, RelayConfig, Sink};
+use corecast::relay::{RedisUrl, Relay, RelayConfig, RelayEvent, Sink};
 use corecast::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -33,8 +33,8 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Cmd {
-    /// Prints a signed HS256 token for /ws (and nothing else), e.g.
-    /// `corecast token --sub alice --name Alice --ttl 24h`.
+    /// Prints a signed HS256 token for /ws and gateway endpoints (and nothing else), e.g.
+    /// `corecast token --sub alice --name Alice --ttl 24h` or `corecast token --sub d1 --role driver`.
     Token(TokenArgs),
 }
 
@@ -46,6 +46,10 @@ struct TokenArgs {
     /// The display name (`name`).
     #[arg(long)]
     name: Option<String>,
+    /// A role for gateway endpoints with `roles` (repeat for several: one gives the `role`
+    /// claim, several the `roles` claim).
+    #[arg(long)]
+    role: Vec<String>,
     /// Lifetime (`exp` = now + ttl).
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     ttl: Duration,
@@ -78,9 +82,14 @@ fn print_token(t: TokenArgs, serve_secret: Option<String>) -> anyhow::Result<()>
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let exp = now.saturating_add(t.ttl.as_secs().max(1));
-    let token =
-        corecast::apps::chat::admission::sign_token(&secret, &t.sub, t.name.as_deref(), exp)
-            .map_err(|e| anyhow::anyhow!("token: {e}"))?;
+    let token = corecast::apps::chat::admission::sign_token(
+        &secret,
+        &t.sub,
+        t.name.as_deref(),
+        &t.role,
+        exp,
+    )
+    .map_err(|e| anyhow::anyhow!("token: {e}"))?;
     let mut out = std::io::stdout();
     writeln!(out, "{token}")?;
     Ok(())
@@ -179,6 +188,11 @@ fn run() -> anyhow::Result<()> {
         }
         None => None,
     };
+    if cfg.amqp.as_ref().is_some_and(|a| a.store_offline) && cfg.redis_url.is_none() {
+        tracing::warn!(
+            "[amqp] store_offline needs --redis-url (the stored events live in Redis): not storing"
+        );
+    }
     for e in &cfg.endpoints {
         if let corecast::config::Identity::Query(p) = &e.identity {
             tracing::warn!(
@@ -206,7 +220,18 @@ fn run() -> anyhow::Result<()> {
         let prefix = cfg.redis_prefix.clone();
         let sink = Sink {
             deliver: Box::new(move |w, ev| {
-                let _ = to_workers.send_quietly(w, PeerMsg::Chat(ChatMsg::Relay(ev)));
+                let msg = match ev {
+                    // The gateway's offline store asked.
+                    RelayEvent::Reply { token, .. } if token & RELAY_TOKEN != 0 => {
+                        PeerMsg::Gateway(GatewayMsg::Relay(ev))
+                    }
+                    RelayEvent::Up => {
+                        let _ = to_workers.send_quietly(w, PeerMsg::Gateway(GatewayMsg::RelayUp));
+                        PeerMsg::Chat(ChatMsg::Relay(ev))
+                    }
+                    ev => PeerMsg::Chat(ChatMsg::Relay(ev)),
+                };
+                let _ = to_workers.send_quietly(w, msg);
             }),
             wake: Box::new(move |w| waker.wake(w)),
             route: Box::new(move |channel| route(&prefix, workers, channel)),

@@ -236,9 +236,28 @@ fn dev_identity(head: &RequestHead<'_>, dev: DevIdentity<'_>) -> Result<Identity
 }
 
 /// Signs a token for `corecast token`.
-pub fn sign_token(secret: &str, sub: &str, name: Option<&str>, exp: u64) -> Result<String, String> {
+pub fn sign_token(
+    secret: &str,
+    sub: &str,
+    name: Option<&str>,
+    roles: &[String],
+    exp: u64,
+) -> Result<String, String> {
     jwt::check_sub(sub).map_err(|e| format!("--sub: {e}"))?;
+    if let Some(r) = roles
+        .iter()
+        .find(|r| crate::config::gateway::check_role(r).is_err())
+    {
+        return Err(format!(
+            "--role {r:?}: 1-128 bytes without control characters"
+        ));
+    }
     let mut claims = jwt::Claims::new(sub, exp);
     claims.name = name.map(str::to_owned);
+    match roles {
+        [] => {}
+        [one] => claims.role = Some(one.clone()),
+        many => claims.roles = Some(many.to_vec()),
+    }
     Ok(jwt::sign(secret.as_bytes(), &claims))
 }

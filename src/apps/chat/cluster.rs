@@ -66,10 +66,12 @@ pub struct Scripts {
     pub heartbeat: Script,
     pub bump: Script,
     pub rooms: Script,
+    /// The gateway's offline store (`apps/gateway/lua/store.lua`).
+    pub gateway_store: Script,
 }
 
 impl Scripts {
-    /// Every script of the chat service.
+    /// Every script of the chat service and the gateway's offline store.
     pub fn new() -> Self {
         Self {
             publish: Script::new(include_str!("lua/publish.lua")),
@@ -82,6 +84,7 @@ impl Scripts {
             heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
             bump: Script::new(include_str!("lua/bump.lua")),
             rooms: Script::new(include_str!("lua/rooms.lua")),
+            gateway_store: Script::new(include_str!("../gateway/lua/store.lua")),
         }
     }
 
@@ -98,6 +101,7 @@ impl Scripts {
             self.heartbeat.clone(),
             self.bump.clone(),
             self.rooms.clone(),
+            self.gateway_store.clone(),
         ]
     }
 }

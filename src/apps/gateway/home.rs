@@ -51,6 +51,20 @@ impl Directory {
             .flat_map(|d| d.workers.iter().map(|(w, _)| *w as usize))
     }
 
+    /// The devices of `user` on this node.
+    pub fn devices(&self, user: &str) -> u32 {
+        self.users
+            .get(user)
+            .map_or(0, |d| d.workers.iter().map(|(_, n)| n).sum())
+    }
+
+    /// Every user and their devices on this node.
+    pub fn users(&self) -> impl Iterator<Item = (&Arc<str>, u32)> + '_ {
+        self.users
+            .iter()
+            .map(|(u, d)| (u, d.workers.iter().map(|(_, n)| n).sum()))
+    }
+
     /// Users with a device on this node whose home is this worker.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -99,6 +113,8 @@ mod tests {
         let mut w: Vec<usize> = d.workers("rider-1").collect();
         w.sort_unstable();
         assert_eq!(w, [0, 1]);
+        assert_eq!(d.devices("rider-1"), 3);
+        assert_eq!(d.users().count(), 1);
         assert_eq!(d.down("rider-1", 1, 1), Some(1));
         assert_eq!(d.down("rider-1", 0, 1), Some(0));
         assert_eq!(d.workers("rider-1").collect::<Vec<_>>(), [1]);

@@ -18,12 +18,16 @@
 //! - **Lifecycle.** With `lifecycle = true` the home publishes `gateway.connected` when a
 //!   user's first device opens on the endpoint and `gateway.disconnected` when the last one
 //!   closes.
+//! - **Offline owners** (`store_offline` with the Redis relay, `offline.rs`): an event whose
+//!   owner has no device on any node is stored once cluster-wide and handed to the owner's
+//!   next device.
 //!
 //! Owns what events mean to users and devices; the broker connection is `crate::amqp`, the
 //! sockets the reactor's. Talks to the bridge only through its handle (never blocks).
 
 pub mod home;
 pub mod msg;
+pub mod offline;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -39,9 +43,11 @@ use crate::guard::query::query_pairs;
 use crate::guard::ratelimit::TokenBucket;
 use crate::http::RequestHead;
 use crate::reactor::{ConnId, Cx, Decision, Millis, Outbound};
+use crate::relay::RelayEvent;
 use crate::ws::{CloseCode, DataKind};
 use home::Directory;
 use msg::{home_of, GatewayMsg};
+use offline::Offline;
 
 type GatewayCx<'a> = Cx<'a, ConnState, PeerMsg>;
 
@@ -104,6 +110,17 @@ pub struct GatewayStats {
     pub refused: AtomicU64,
     /// Lifecycle events published.
     pub lifecycle: AtomicU64,
+    /// Events for owners connected nowhere, stored in their inbox.
+    pub stored: AtomicU64,
+    /// Events for owners offline here whose copy another node stored, or who were connected
+    /// to another node.
+    pub stored_elsewhere: AtomicU64,
+    /// Events that could not be stored (Redis failed).
+    pub store_failed: AtomicU64,
+    /// Stored events pushed out of a full inbox.
+    pub store_dropped: AtomicU64,
+    /// Stored events handed to a device that opened.
+    pub replayed: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -209,6 +226,8 @@ pub struct Gateway {
     out: Vec<u8>,
     body: Vec<u8>,
     targets: Vec<usize>,
+    /// Offline owners' events in Redis (`store_offline` with the relay).
+    offline: Option<Offline>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -221,7 +240,15 @@ impl Gateway {
     /// Worker `me`'s gateway.
     pub fn new(me: usize, app: Arc<AppShared>) -> Self {
         let stats = app.gateway.stats.get(me).cloned().unwrap_or_default();
+        let store = app.chat.cfg.amqp.as_ref().is_some_and(|a| a.store_offline);
+        let offline = match (&app.relay, store) {
+            (Some((relay, scripts)), true) => {
+                Some(Offline::new(relay.clone(), scripts.clone(), &app.chat.cfg))
+            }
+            _ => None,
+        };
         Self {
+            offline,
             me,
             workers: app.chat.cfg.workers.max(1),
             app,
@@ -259,6 +286,9 @@ impl Gateway {
             if let Some(a) = &self.app.gateway.amqp {
                 a.wake();
             }
+        }
+        if let Some(o) = self.offline.as_mut() {
+            o.wake();
         }
     }
 
@@ -360,6 +390,9 @@ impl Gateway {
             query: c.query.clone(),
         };
         cx.send_peer(home_of(&c.uid, self.workers), PeerMsg::Gateway(msg));
+        if let Some(o) = self.offline.as_mut().filter(|o| o.up()) {
+            o.take(self.me, &c.uid, id);
+        }
     }
 
     /// A device closed.
@@ -505,6 +538,17 @@ impl Gateway {
     pub fn on_peer(&mut self, msg: GatewayMsg, cx: &mut GatewayCx<'_>) {
         match msg {
             GatewayMsg::Amqp(ev) => self.on_amqp(ev, cx),
+            GatewayMsg::Relay(RelayEvent::Reply { token, reply }) => {
+                self.on_relay_reply(token, &reply, cx);
+            }
+            GatewayMsg::Relay(_) => {}
+            GatewayMsg::RelayUp => {
+                if let Some(o) = self.offline.as_mut() {
+                    for (user, devices) in self.dir.users() {
+                        o.devices(user, devices);
+                    }
+                }
+            }
             GatewayMsg::Up {
                 user,
                 worker,
@@ -515,6 +559,10 @@ impl Gateway {
                 if n == 1 {
                     self.lifecycle(CONNECTED, &user, endpoint, &query, n);
                 }
+                let devices = self.dir.devices(&user);
+                if let Some(o) = self.offline.as_mut() {
+                    o.devices(&user, devices);
+                }
             }
             GatewayMsg::Down {
                 user,
@@ -524,6 +572,10 @@ impl Gateway {
             } => {
                 if self.dir.down(&user, worker, endpoint) == Some(0) {
                     self.lifecycle(DISCONNECTED, &user, endpoint, &query, 0);
+                }
+                let devices = self.dir.devices(&user);
+                if let Some(o) = self.offline.as_mut() {
+                    o.devices(&user, devices);
                 }
             }
             GatewayMsg::Deliver {
@@ -566,8 +618,9 @@ impl Gateway {
                 owner,
                 data,
                 tag,
+                message_id,
                 ..
-            } => self.deliver(&routing_key, &owner, &data, tag, cx),
+            } => self.deliver(&routing_key, &owner, &data, tag, message_id.as_deref(), cx),
             AmqpEvent::Confirmed { token, ok } => {
                 let Some(up) = self.upstream.remove(&token) else {
                     return; // a lifecycle event
@@ -601,6 +654,7 @@ impl Gateway {
         owner: &str,
         data: &[u8],
         tag: DeliveryTag,
+        message_id: Option<&str>,
         cx: &mut GatewayCx<'_>,
     ) {
         let stats = self.app.gateway.amqp.as_ref().map(|a| a.shared.clone());
@@ -609,6 +663,14 @@ impl Gateway {
         if self.targets.is_empty() {
             if let Some(s) = &stats {
                 s.stats.undelivered.fetch_add(1, Relaxed);
+            }
+            if let Some(o) = self.offline.as_mut() {
+                // Acknowledged once Redis has answered (stored here, or elsewhere, or failed).
+                self.out.clear();
+                wire::event(&mut self.out, routing_key, data);
+                let mark = offline::mark(message_id, routing_key, owner, data);
+                o.store(self.me, owner, &self.out, &mark, tag);
+                return;
             }
             self.bridge(AmqpCmd::Ack { tag });
             return;
@@ -649,6 +711,43 @@ impl Gateway {
                     remaining: remote,
                 },
             );
+        }
+    }
+
+    /// A reply from Redis to one of the offline store's commands.
+    fn on_relay_reply(
+        &mut self,
+        token: u64,
+        reply: &Result<crate::relay::resp::Reply, ()>,
+        cx: &mut GatewayCx<'_>,
+    ) {
+        let Some(p) = self.offline.as_mut().and_then(|o| o.finish(token)) else {
+            return;
+        };
+        match p {
+            offline::Pending::Store(tag) => {
+                match offline::stored(reply) {
+                    Some((true, dropped)) => {
+                        add(&self.stats.stored, 1);
+                        add(&self.stats.store_dropped, dropped);
+                    }
+                    Some((false, _)) => add(&self.stats.stored_elsewhere, 1),
+                    None => {
+                        add(&self.stats.store_failed, 1);
+                        tracing::warn!(
+                            ?reply,
+                            "gateway: an offline owner's event could not be stored"
+                        );
+                    }
+                }
+                self.bridge(AmqpCmd::Ack { tag });
+            }
+            offline::Pending::Take(conn) => {
+                for json in offline::taken(reply) {
+                    add(&self.stats.replayed, 1);
+                    let _ = cx.send(conn, DataKind::Text, json);
+                }
+            }
         }
     }
 

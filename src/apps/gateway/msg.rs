@@ -11,6 +11,11 @@ use std::sync::Arc;
 
 use crate::amqp::AmqpEvent;
 use crate::reactor::SharedFrame;
+use crate::relay::RelayEvent;
+
+/// Set in the tokens of the gateway's Redis commands: the relay's sink hands their replies to
+/// the gateway (the chat's tokens count up from 0 and never reach it).
+pub const RELAY_TOKEN: u64 = 1 << 63;
 
 /// The gateway home of `user`: every worker computes the same one.
 pub fn home_of(user: &str, workers: usize) -> usize {
@@ -22,6 +27,10 @@ pub fn home_of(user: &str, workers: usize) -> usize {
 pub enum GatewayMsg {
     /// From the bridge (to the owner's home, to the publishing worker, or to every worker).
     Amqp(AmqpEvent),
+    /// From the Redis relay: the reply to one of the gateway's commands ([`RELAY_TOKEN`]).
+    Relay(RelayEvent),
+    /// From the Redis relay: connected (again); every worker registers its users again.
+    RelayUp,
     /// To the home: a device of `user` opened on `worker`'s endpoint `endpoint`.
     Up {
         /// The user.

@@ -293,6 +293,19 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
     );
     metric(
         out,
+        "corecast_gateway_offline_total",
+        "counter",
+        "Events whose owner had no device on this node, with store_offline and the relay: stored in the owner's inbox, left to another node (stored there, or the owner is connected there), failed (Redis did not answer), pushed out of a full inbox; and stored events handed to a device that opened.",
+        &[
+            (r#"result="stored""#, s(|x| &x.stored)),
+            (r#"result="elsewhere""#, s(|x| &x.stored_elsewhere)),
+            (r#"result="failed""#, s(|x| &x.store_failed)),
+            (r#"result="dropped""#, s(|x| &x.store_dropped)),
+            (r#"result="replayed""#, s(|x| &x.replayed)),
+        ],
+    );
+    metric(
+        out,
         "corecast_gateway_lifecycle_total",
         "counter",
         "Lifecycle events (gateway.connected, gateway.disconnected) handed to the broker.",

@@ -63,6 +63,15 @@ for _, node in ipairs(dead) do
     end
   end
   redis.call('DEL', conns)
+  -- The same for the gateway's devices (apps/gateway/offline.rs).
+  local gw = p .. ':node:' .. node .. ':gwconns'
+  kv = redis.call('HGETALL', gw)
+  for i = 1, #kv, 2 do
+    if redis.call('HINCRBY', p .. ':gwconns', kv[i], -tonumber(kv[i + 1])) <= 0 then
+      redis.call('HDEL', p .. ':gwconns', kv[i])
+    end
+  end
+  redis.call('DEL', gw)
   redis.call('ZREM', KEYS[1], node)
 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
