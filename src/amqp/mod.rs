@@ -172,7 +172,11 @@ impl AmqpConfig {
         match parse_url(&self.url) {
             Ok(u) => format!(
                 "amqp://{}@{}:{}/{}",
-                u.authority.userinfo.username, u.authority.host, u.authority.port, u.vhost
+                u.authority.userinfo.username,
+                u.authority.host,
+                u.authority.port,
+                // As a URL writes it: the default vhost `/` is `%2f`.
+                u.vhost.replace('%', "%25").replace('/', "%2f")
             ),
             Err(_) => "(invalid url)".into(),
         }
@@ -539,6 +543,7 @@ mod tests {
             with(&|c| c.dead_letter_exchange = Some(String::new())),
             Ok(())
         );
+        assert_eq!(ok.url_for_logs(), "amqp://guest@127.0.0.1:5672/%2f");
         let uri = parse_url("amqp://127.0.0.1/%2f?heartbeat=3").unwrap();
         assert_eq!(uri.query.heartbeat, Some(3));
         assert_eq!(uri.query.connection_timeout, Some(5_000));
