@@ -34,10 +34,29 @@ pub struct ChatConn {
     pub rooms: Vec<Joined>,
     /// Message rate (`--msg-rate`, `--msg-burst`).
     pub bucket: TokenBucket,
-    /// Messages refused for the rate since `strikes_since`.
-    pub strikes: u32,
-    /// Start of the current strike window.
-    pub strikes_since: Millis,
+    /// Messages refused for the rate lately.
+    pub strikes: Strikes,
+}
+
+/// Messages refused for the rate within the current [`STRIKE_WINDOW_MS`] (the chat's and the
+/// gateway's connections).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Strikes {
+    count: u32,
+    since: Millis,
+}
+
+impl Strikes {
+    /// Counts a refused message; true when the connection has now been refused more than
+    /// `max` times within the strike window.
+    pub fn strike(&mut self, now: Millis, max: u32) -> bool {
+        if now.wrapping_sub(self.since) >= STRIKE_WINDOW_MS {
+            self.since = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count > max
+    }
 }
 
 impl ChatConn {
@@ -50,24 +69,12 @@ impl ChatConn {
             // general and, typically, one more room: no reallocation, no slack.
             rooms: Vec::with_capacity(2),
             bucket,
-            strikes: 0,
-            strikes_since: 0,
+            strikes: Strikes::default(),
         }
     }
 
     /// The entry for `room`, if joined or joining.
     pub fn room(&self, room: &str) -> Option<&Joined> {
         self.rooms.iter().find(|j| &*j.room == room)
-    }
-
-    /// Counts a refused message; true when the connection has now been refused more than
-    /// `max` times within the strike window.
-    pub fn strike(&mut self, now: Millis, max: u32) -> bool {
-        if now.wrapping_sub(self.strikes_since) >= STRIKE_WINDOW_MS {
-            self.strikes_since = now;
-            self.strikes = 0;
-        }
-        self.strikes += 1;
-        self.strikes > max
     }
 }

@@ -412,7 +412,7 @@ impl Chat {
         if !c.bucket.try_take(cx.mono_ms()) {
             add(&self.stats.rate_limited_messages, 1);
             let max = self.cfg().msg_burst.saturating_mul(2);
-            if c.strike(now, max) {
+            if c.strikes.strike(now, max) {
                 add(&self.stats.rate_limit_closes, 1);
                 cx.close(id, CloseCode::POLICY, "rate limit");
             } else {

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use super::chat::admission::{DevIdentity, Refusal};
+use super::chat::conn::Strikes;
 use super::{AppShared, ConnState, PeerMsg};
 use crate::amqp::{self, command, AmqpCmd, AmqpEvent, AmqpHandle, DataEncoding, DeliveryTag};
 use crate::chat::validate::is_user_id;
@@ -42,7 +43,7 @@ use crate::config::{Config, EndpointConfig, Identity};
 use crate::guard::query::query_pairs;
 use crate::guard::ratelimit::TokenBucket;
 use crate::http::RequestHead;
-use crate::reactor::{ConnId, Cx, Decision, Millis, Outbound};
+use crate::reactor::{ConnId, Cx, Decision, Outbound};
 use crate::relay::RelayEvent;
 use crate::ws::{CloseCode, DataKind};
 use home::Directory;
@@ -55,10 +56,6 @@ type GatewayCx<'a> = Cx<'a, ConnState, PeerMsg>;
 pub const CONNECTED: &str = "gateway.connected";
 /// Routing key of the event published when a user's last device leaves an endpoint.
 pub const DISCONNECTED: &str = "gateway.disconnected";
-
-/// Rejected messages within this window beyond which (more than twice the burst) a connection
-/// is closed with 1008 (as on `/ws`).
-const STRIKE_WINDOW_MS: Millis = super::chat::conn::STRIKE_WINDOW_MS;
 
 /// One gateway endpoint, as the workers use it.
 #[derive(Debug)]
@@ -186,10 +183,8 @@ pub struct GatewayConn {
     pub endpoint: u16,
     /// Message rate (`--msg-rate`, `--msg-burst`).
     pub bucket: TokenBucket,
-    /// Messages refused for the rate since `strikes_since`.
-    pub strikes: u32,
-    /// Start of the current strike window.
-    pub strikes_since: Millis,
+    /// Messages refused for the rate lately.
+    pub strikes: Strikes,
     /// The query parameters as a JSON object (lifecycle endpoints only; else empty).
     pub query: Box<[u8]>,
 }
@@ -348,8 +343,7 @@ impl Gateway {
                     uid: who.id.into(),
                     endpoint: index as u16,
                     bucket: TokenBucket::new(chat.admission.msg_rate, cx.mono_ms()),
-                    strikes: 0,
-                    strikes_since: 0,
+                    strikes: Strikes::default(),
                     query: query.into_boxed_slice(),
                 };
                 Decision::Upgrade {
@@ -426,13 +420,8 @@ impl Gateway {
             self.app.chat.stats[self.me]
                 .rate_limited_messages
                 .fetch_add(1, Relaxed);
-            let now = cx.now_ms();
-            if now.wrapping_sub(c.strikes_since) >= STRIKE_WINDOW_MS {
-                c.strikes_since = now;
-                c.strikes = 0;
-            }
-            c.strikes += 1;
-            if c.strikes > self.app.chat.cfg.msg_burst.saturating_mul(2) {
+            let max = self.app.chat.cfg.msg_burst.saturating_mul(2);
+            if c.strikes.strike(cx.now_ms(), max) {
                 self.app.chat.stats[self.me]
                     .rate_limit_closes
                     .fetch_add(1, Relaxed);
@@ -762,8 +751,9 @@ impl Gateway {
 
     /// Publishes a lifecycle event of `user` on endpoint `endpoint`, if it asks for them.
     fn lifecycle(&mut self, key: &str, user: &str, endpoint: u16, query: &[u8], devices: u32) {
-        let shared = self.app.gateway.clone_endpoint_info(endpoint);
-        let Some(path) = shared else { return };
+        let Some(path) = self.app.gateway.lifecycle_path(endpoint) else {
+            return;
+        };
         let node = self
             .app
             .gateway
@@ -794,7 +784,7 @@ impl Gateway {
 
 impl GatewayShared {
     /// The path of endpoint `index` when it publishes lifecycle events.
-    fn clone_endpoint_info(&self, index: u16) -> Option<String> {
+    fn lifecycle_path(&self, index: u16) -> Option<String> {
         self.endpoints
             .get(usize::from(index))
             .filter(|e| e.lifecycle)
