@@ -181,6 +181,13 @@ fn run() -> anyhow::Result<()> {
             let mut bridge = a.to_bridge(&cfg.node_id);
             bridge.backlog = cfg.amqp_backlog;
             let url = bridge.url_for_logs();
+            if cfg.node_id == corecast::config::default_node_id() {
+                tracing::warn!(
+                    queue = %bridge.queue,
+                    "no --node-id: the gateway's queue is named after this process; a restarted \
+                     node gets a new queue and the old one's events expire with it (set --node-id)"
+                );
+            }
             let amqp = Amqp::new(bridge)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: [amqp]: {e}"))?;
             tracing::info!(%url, exchange = %a.exchange, "amqp gateway on");
