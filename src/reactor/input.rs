@@ -251,6 +251,9 @@ impl<A: App> Worker<A> {
         };
         let mut asm = std::mem::take(&mut conn.asm);
         let mut state = conn.app.take();
+        // Fixed for the connection's life (its limit and whether it negotiated deflate).
+        let limits = self.ctx.limits.messages(conn.limit, conn.deflate.is_some());
+        let mut messages = 0u64;
         let mut pos = 0;
         let used = loop {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -259,7 +262,6 @@ impl<A: App> Worker<A> {
             if pos >= data.len() || !matches!(conn.phase, Phase::Open | Phase::Closing) {
                 break pos;
             }
-            let limits = self.ctx.limits.messages(conn.limit, conn.deflate.is_some());
             let decoded = match asm.handle_bytes(&mut data[pos..], &limits) {
                 Ok(d) => d,
                 Err(e) => {
@@ -278,7 +280,7 @@ impl<A: App> Worker<A> {
                     payload,
                     compressed,
                 }) => {
-                    stats::add(&self.ctx.stats.messages_in, 1);
+                    messages += 1;
                     if conn.phase != Phase::Open {
                         // after our close, data is discarded
                     } else if !compressed {
@@ -359,6 +361,7 @@ impl<A: App> Worker<A> {
             }
             pos += consumed;
         };
+        stats::add(&self.ctx.stats.messages_in, messages);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.asm = asm;
             conn.app = state;

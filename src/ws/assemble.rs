@@ -153,6 +153,54 @@ pub struct Assembler {
     delivered: bool,
 }
 
+/// The common case, decided from the first two bytes without the general decoder: a whole,
+/// unfragmented, masked, uncompressed text or binary frame of at most 125 bytes at the front
+/// of `buf`, received by a server (masks required), with no fragmented message in progress
+/// and nothing of it processed yet. `Ok(None)` for anything else (the general path decides
+/// it, with the same verdicts: this path accepts only frames the general one accepts, and
+/// refuses only invalid UTF-8, which the general one refuses too).
+/// Returns the kind and payload length; the payload, at [`SMALL_HEADER`], is unmasked (and
+/// checked UTF-8 for text).
+#[inline]
+fn small_message(
+    buf: &mut [u8],
+    limits: &MessageLimits,
+) -> Result<Option<(DataKind, usize)>, ProtocolError> {
+    const HEADER: usize = SMALL_HEADER;
+    let (b0, b1) = match buf {
+        [b0, b1, ..] => (*b0, *b1),
+        _ => return Ok(None),
+    };
+    // FIN, RSV 000, opcode 1 or 2; MASK set, 7-bit length.
+    let kind = match b0 {
+        0x81 => DataKind::Text,
+        0x82 => DataKind::Binary,
+        _ => return Ok(None),
+    };
+    if b1 & 0x80 == 0 || !limits.header.require_mask {
+        return Ok(None);
+    }
+    let len = usize::from(b1 & 0x7f);
+    if len > 125
+        || buf.len() < HEADER + len
+        || len as u64 > limits.header.max_frame
+        || len > limits.max_message
+    {
+        return Ok(None);
+    }
+    let (head, rest) = buf.split_at_mut(HEADER);
+    let key = [head[2], head[3], head[4], head[5]];
+    let payload = &mut rest[..len];
+    apply_mask(payload, key, 0);
+    if kind == DataKind::Text && std::str::from_utf8(payload).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(Some((kind, len)))
+}
+
+/// Header length of a masked frame with a 7-bit length.
+const SMALL_HEADER: usize = 6;
+
 impl Assembler {
     /// True when no fragmented message is in progress and no payload of the current frame
     /// has been processed yet (a partial header in the caller's buffer does not count: the
@@ -175,6 +223,19 @@ impl Assembler {
                 } else {
                     m.clear();
                 }
+            }
+        }
+        if self.processed == 0 && self.fragmented.is_none() {
+            if let Some((kind, len)) = small_message(buf, limits)? {
+                let buf: &'a [u8] = buf;
+                return Ok(Decoded {
+                    consumed: SMALL_HEADER + len,
+                    event: Some(Event::Message {
+                        kind,
+                        payload: &buf[SMALL_HEADER..SMALL_HEADER + len],
+                        compressed: false,
+                    }),
+                });
             }
         }
         let (header, header_len) = match FrameHeader::decode(buf, &limits.header)? {

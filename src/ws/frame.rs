@@ -264,6 +264,16 @@ impl FrameHeader {
 ///
 /// Allocation happens only if `out` must grow; a pooled buffer with capacity makes this free.
 pub fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, rsv: u8, payload: &[u8]) {
+    if payload.len() < 126 {
+        // The common case: a two-byte header (FIN, RSV, opcode; 7-bit length, no mask).
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[
+            0x80 | ((rsv & 0b111) << 4) | opcode as u8,
+            payload.len() as u8,
+        ]);
+        out.extend_from_slice(payload);
+        return;
+    }
     let header = FrameHeader {
         fin: true,
         rsv,
