@@ -4,7 +4,7 @@
 # second run takes a second or two. Prints what it installs.
 #
 #   apt    redis-server nginx chromium rabbitmq-server   (apt-get update only if something is missing)
-#   pip    kosoku websockets pytest      (python3 -m pip)
+#   pip    kosoku websockets pytest pika (python3 -m pip)
 #   cargo  cargo-fuzz                    (only if `cargo fuzz --version` fails; compiles for minutes)
 #   rustup rustfmt + clippy on stable, a nightly toolchain (for cargo fuzz)
 #
@@ -61,8 +61,10 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
 fi
 
 # --- pip -----------------------------------------------------------------------------------------
-pip_missing=()  # kosoku: the Autobahn runner; websockets: for Python test clients; pytest: tests/peers
+pip_missing=()  # kosoku: the Autobahn runner; websockets: for Python test clients; pytest: tests/peers;
+# pika: the services of the gateway's ride-sharing example (docs/examples/ride-sharing/)
 python3 -c 'import websockets' 2>/dev/null || pip_missing+=(websockets)
+python3 -c 'import pika' 2>/dev/null || pip_missing+=(pika)
 python3 -c 'import pytest' 2>/dev/null || pip_missing+=(pytest)
 command -v kosoku >/dev/null 2>&1 || pip_missing+=(kosoku)
 if [ "${#pip_missing[@]}" -gt 0 ]; then
