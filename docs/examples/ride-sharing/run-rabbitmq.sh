@@ -11,8 +11,8 @@
 #   RABBIT_DIR    its data and logs (default: a new temporary directory, removed on exit;
 #                 a directory you name is kept, and a restart on it keeps the durable
 #                 queues and persistent messages)
-#   EPMD_PORT     the private epmd (default RABBIT_PORT + 30000)
-#   DIST_PORT     Erlang distribution (default RABBIT_PORT + 20000, as RabbitMQ's own default)
+#   EPMD_PORT     the private epmd (default RABBIT_PORT + 1)
+#   DIST_PORT     Erlang distribution (default RABBIT_PORT + 2)
 #
 # Needs the rabbitmq-server package (apt-get install rabbitmq-server; its own service need not
 # run). Prints "rabbitmq is up on ..." once it speaks AMQP, and a rabbitmqctl command line
@@ -22,8 +22,8 @@ set -eu
 SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
 CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
 RABBIT_PORT=${RABBIT_PORT:-5672}
-EPMD_PORT=${EPMD_PORT:-$((RABBIT_PORT + 30000))}
-DIST_PORT=${DIST_PORT:-$((RABBIT_PORT + 20000))}
+EPMD_PORT=${EPMD_PORT:-$((RABBIT_PORT + 1))}
+DIST_PORT=${DIST_PORT:-$((RABBIT_PORT + 2))}
 NAME=${RABBIT_NAME:-corecast-example-$RABBIT_PORT@localhost}
 
 [ -x "$SERVER" ] || { echo "no $SERVER: apt-get install rabbitmq-server" >&2; exit 2; }
@@ -66,6 +66,7 @@ RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf \
 RABBITMQ_CONFIG_FILE=$dir/rabbitmq \
 RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config \
 RABBITMQ_NODENAME=$NAME \
+ERL_CRASH_DUMP=$dir/erl_crash.dump \
 RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
 RABBITMQ_NODE_PORT=$RABBIT_PORT \
 RABBITMQ_DIST_PORT=$DIST_PORT \
