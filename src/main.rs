@@ -99,7 +99,10 @@ fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // lapin warns once per returned (unroutable) publish with the whole message,
+                // body included, and once per failed connection attempt; the bridge reports
+                // both itself (counters, one rate-limited line), without payloads.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=error")),
         )
         .with_writer(std::io::stderr)
         // Colours only on a terminal (journald and log files get plain lines); NO_COLOR too.
