@@ -110,6 +110,9 @@ pub struct Config {
     /// Upstream publishes kept while RabbitMQ is unreachable; beyond it they fail. Default:
     /// 10,000.
     pub amqp_backlog: usize,
+    /// After start, how long the gateway waits before handling its queue's events (devices
+    /// reconnecting to a restarted node get what was kept for them). Default: 5 s.
+    pub amqp_grace: Duration,
 
     // ---- event gateway (`[amqp]` and `[[endpoint]]` of a `--config` file) -----------------
     // The bridge is `crate::amqp`, the endpoints `crate::apps::gateway`.
@@ -185,6 +188,7 @@ impl Default for Config {
             inbox_ttl: Duration::from_secs(7 * 24 * 3600),
             relay_backlog: 10_000,
             amqp_backlog: 10_000,
+            amqp_grace: Duration::from_secs(5),
             amqp: None,
             endpoints: Vec::new(),
         }
@@ -209,6 +213,9 @@ pub enum ConfigError {
     /// A timeout of zero or beyond what the millisecond timer can hold (24 days).
     #[error("{0} must be between 1 ms and 24 days")]
     BadTimeout(&'static str),
+    /// `--amqp-grace` beyond 10 minutes (the queue's own expiry).
+    #[error("amqp grace must be at most 10 minutes")]
+    Grace,
     /// A count outside its range.
     #[error("{0} must be between {1} and {2}")]
     OutOfRange(&'static str, u64, u64),
@@ -253,6 +260,9 @@ impl Config {
             if t < Duration::from_millis(1) || t > MAX_TIMEOUT {
                 return Err(ConfigError::BadTimeout(name));
             }
+        }
+        if self.amqp_grace > Duration::from_secs(600) {
+            return Err(ConfigError::Grace);
         }
         if self.compression_level > 9 {
             return Err(ConfigError::CompressionLevel(self.compression_level));

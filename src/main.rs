@@ -183,6 +183,7 @@ fn run() -> anyhow::Result<()> {
         Some(a) => {
             let mut bridge = a.to_bridge(&cfg.node_id);
             bridge.backlog = cfg.amqp_backlog;
+            bridge.start_grace = cfg.amqp_grace;
             let url = bridge.url_for_logs();
             if cfg.node_id == corecast::config::default_node_id() {
                 tracing::warn!(

@@ -81,6 +81,11 @@ pub struct AmqpConfig {
     pub queue_expires: Duration,
     /// How often the queue depth ([`AmqpStats::queue_depth`]) is refreshed. Default 5 s.
     pub depth_interval: Duration,
+    /// From the thread's start, how long deliveries wait before they are handed to the
+    /// workers (they are taken from the broker, up to `prefetch`, but not acknowledged): the
+    /// devices of a restarted node reconnect first and get the queue's backlog. Publishing is
+    /// not delayed. Default 0.
+    pub start_grace: Duration,
 }
 
 impl AmqpConfig {
@@ -99,6 +104,7 @@ impl AmqpConfig {
             dead_letter_exchange: None,
             queue_expires: QUEUE_EXPIRES,
             depth_interval: Duration::from_secs(5),
+            start_grace: Duration::ZERO,
         }
     }
 

@@ -127,6 +127,8 @@ pub(super) struct Bridge {
     last_error: Option<(String, Instant)>,
     /// Set by [`AmqpCmd::Stop`] or when every handle is gone.
     stopping: bool,
+    /// Deliveries are handed to the workers from then on (`start_grace` after the start).
+    consume_from: tokio::time::Instant,
 }
 
 impl Bridge {
@@ -163,6 +165,8 @@ impl Bridge {
             malformed: MalformedLog::default(),
             last_error: None,
             stopping: false,
+            // Set when the runtime runs (`main`).
+            consume_from: tokio::time::Instant::now(),
         }
     }
 
@@ -182,6 +186,7 @@ impl Bridge {
     }
 
     async fn main(mut self) {
+        self.consume_from = tokio::time::Instant::now() + self.cfg.start_grace;
         while !self.stopping {
             match self.connect().await {
                 Ok(mut session) => {
@@ -319,19 +324,22 @@ impl Bridge {
         let every = self.cfg.depth_interval;
         let mut depth = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         depth.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let consume_from = self.consume_from;
         loop {
             self.drain_inbox(Some(&*s));
             if self.stopping {
                 self.finish(s).await;
                 return "stopping".into();
             }
-            if let Err(e) = self.drain_ready(s) {
+            let consuming = tokio::time::Instant::now() >= consume_from;
+            if let Err(e) = self.drain_ready(s, consuming) {
                 return e;
             }
             self.wake_workers();
             tokio::select! {
                 _ = self.notify.notified() => {}
-                d = poll_fn(|cx| Pin::new(&mut s.consumer).poll_next(cx)) => {
+                _ = tokio::time::sleep_until(consume_from), if !consuming => {}
+                d = poll_fn(|cx| Pin::new(&mut s.consumer).poll_next(cx)), if consuming => {
                     if let Err(e) = self.on_consumed(s, d) {
                         return e;
                     }
@@ -348,9 +356,9 @@ impl Bridge {
     }
 
     /// Takes the deliveries and confirms that are ready without waiting.
-    fn drain_ready(&mut self, s: &mut Session) -> Result<(), String> {
+    fn drain_ready(&mut self, s: &mut Session, consuming: bool) -> Result<(), String> {
         let mut cx = Context::from_waker(Waker::noop());
-        for _ in 0..DELIVERY_BUDGET {
+        for _ in 0..if consuming { DELIVERY_BUDGET } else { 0 } {
             match Pin::new(&mut s.consumer).poll_next(&mut cx) {
                 Poll::Ready(d) => self.on_consumed(s, d)?,
                 Poll::Pending => break,

@@ -141,6 +141,9 @@ pub struct Args {
     /// Upstream publishes kept while RabbitMQ is unreachable (gateway; beyond it they fail with upstream_unavailable).
     #[arg(long, env = "CORECAST_AMQP_BACKLOG", default_value_t = 10_000)]
     pub amqp_backlog: usize,
+    /// After start, how long the gateway waits before it handles its queue's events, so that devices reconnecting to a restarted node get the events kept for them (0: at once).
+    #[arg(long, env = "CORECAST_AMQP_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub amqp_grace: Duration,
 }
 
 /// `--compression`: off, shared or dedicated.
@@ -213,6 +216,7 @@ impl Args {
             inbox_ttl: self.inbox_ttl,
             relay_backlog: self.relay_backlog,
             amqp_backlog: self.amqp_backlog,
+            amqp_grace: self.amqp_grace,
             amqp: None,
             endpoints: Vec::new(),
         }
@@ -298,6 +302,7 @@ pub const FILE_KEYS: &[(&str, FileKind)] = &[
     ("inbox-ttl", FileKind::Duration),
     ("relay-backlog", FileKind::Int),
     ("amqp-backlog", FileKind::Int),
+    ("amqp-grace", FileKind::Duration),
 ];
 
 /// How flag `--long` is written in a `--config` file; `None` when a file cannot set it.

@@ -135,6 +135,7 @@ pub fn to_toml(cfg: &Config) -> String {
     line("inbox-ttl", duration(cfg.inbox_ttl));
     line("relay-backlog", uint(cfg.relay_backlog));
     line("amqp-backlog", uint(cfg.amqp_backlog));
+    line("amqp-grace", duration(cfg.amqp_grace));
     for u in unset {
         let _ = writeln!(o, "{u}");
     }
@@ -284,6 +285,7 @@ inbox-max = 20
 inbox-ttl = "2days"
 relay-backlog = 500
 amqp-backlog = 600
+amqp-grace = "2s"
 
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"

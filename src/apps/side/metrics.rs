@@ -251,6 +251,7 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
         ("malformed", "Of the dead-lettered, bodies that did not parse (no JSON, no string owner, bad base64).", n(&st.malformed)),
         ("published", "Messages the broker confirmed (client messages upstream and lifecycle events).", n(&st.published)),
         ("publish_failed", "Publishes that failed: nacked, unroutable, lost with the connection or refused by a full backlog.", n(&st.publish_failed)),
+        ("unroutable", "Of the failed publishes, those the broker returned because no queue is bound for their routing key.", n(&st.unroutable)),
         ("reconnects", "Times the connection to RabbitMQ was lost after being up.", n(&st.reconnects)),
     ] {
         metric(out, &format!("corecast_amqp_{name}_total"), "counter", help, &[("", v)]);
