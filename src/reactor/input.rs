@@ -219,8 +219,11 @@ impl<A: App> Worker<A> {
                 };
                 let negotiated = deflate::negotiate(head.extensions(), self.ctx.deflate.mode);
                 let ext = negotiated.as_ref().map(|(_, r)| r.as_str());
-                let q = self.ctx.queue(key, conn);
-                q.push_owned(&mut self.ctx.bufs, |v| write_accept(v, &upgrade, None, ext));
+                let mut accept = std::mem::take(&mut self.ctx.scratch);
+                accept.clear();
+                write_accept(&mut accept, &upgrade, None, ext);
+                self.ctx.write_now(key, conn, &accept);
+                self.ctx.scratch = accept;
                 conn.deflate = negotiated.map(|(p, _)| Box::new(ConnDeflate::new(p)));
                 conn.phase = Phase::Open;
                 conn.limit = max_message.min(u32::MAX as usize) as u32;
