@@ -15,45 +15,14 @@
 
 #![no_main]
 
-use std::fmt;
-
 use corecast::amqp::body::{parse as parse_body, write_body, DataEncoding};
 use corecast::amqp::command::{parse, NULL_DATA};
 use libfuzzer_sys::fuzz_target;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+
+#[path = "../common/json_ref.rs"]
+mod json_ref;
+use json_ref::{serde_valid, Entries};
 use serde_json::value::RawValue;
-
-/// An object's members in order, duplicates kept, values as their raw text.
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::new();
-                while let Some((k, raw)) = m.next_entry::<String, &'de RawValue>()? {
-                    v.push((k, raw));
-                }
-                Ok(Entries(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// `Some(valid)`, or `None` when serde_json refuses only a number beyond f64.
-fn serde_valid(bytes: &[u8]) -> Option<bool> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(_) => Some(true),
-        Err(e) if e.to_string().starts_with("number out of range") => None,
-        Err(_) => Some(false),
-    }
-}
 
 type Want<'a> = Result<(String, &'a [u8], Option<&'a [u8]>), bool>;
 
@@ -66,7 +35,11 @@ fn reference(msg: &[u8]) -> Option<Want<'_>> {
         return Some(Err(true));
     };
     let of = |name: &str| -> Vec<&RawValue> {
-        entries.iter().filter(|(k, _)| k == name).map(|(_, v)| *v).collect()
+        entries
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .collect()
     };
     let (types, datas, ids) = (of("type"), of("data"), of("id"));
     if types.len() != 1 || datas.len() > 1 || ids.len() > 1 {

@@ -418,6 +418,18 @@ impl<'a> Command<'a> {
     pub fn finish(self) {}
 }
 
+/// Appends `EVALSHA sha <number of keys> keys... args...`.
+pub fn evalsha(out: &mut Vec<u8>, sha: &str, keys: &[&str], args: &[&[u8]]) {
+    let mut c = Command::new(out, "EVALSHA");
+    c.arg(sha).arg_u64(keys.len() as u64);
+    for k in keys {
+        c.arg(k);
+    }
+    for a in args {
+        c.arg(a);
+    }
+}
+
 impl Drop for Command<'_> {
     fn drop(&mut self) {
         let mut header = [0u8; 24];

@@ -360,15 +360,7 @@ impl Cluster {
 
     /// `EVALSHA sha n keys... args...` into `self.cmd`.
     fn eval(&mut self, sha: &str, keys: &[&str], args: &[&[u8]]) {
-        let mut c = Command::new(&mut self.cmd, "EVALSHA");
-        c.arg(sha).arg_u64(keys.len() as u64);
-        for k in keys {
-            c.arg(k);
-        }
-        for a in args {
-            c.arg(a);
-        }
-        c.finish();
+        crate::relay::resp::evalsha(&mut self.cmd, sha, keys, args);
     }
 
     /// The publish script's EVALSHA for `json` (written with [`SEQ_MARK`]) into `self.cmd`;

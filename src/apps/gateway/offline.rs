@@ -24,7 +24,7 @@ use crate::amqp::DeliveryTag;
 use crate::apps::chat::cluster::Scripts;
 use crate::config::Config;
 use crate::reactor::ConnId;
-use crate::relay::resp::{Command, Reply};
+use crate::relay::resp::{evalsha, Reply};
 use crate::relay::{RelayCmd, RelayHandle, RelayState};
 
 use super::msg::RELAY_TOKEN;
@@ -88,15 +88,7 @@ impl Offline {
     }
 
     fn eval(&mut self, sha: &str, keys: &[&str], args: &[&[u8]]) -> Vec<u8> {
-        let mut c = Command::new(&mut self.cmd, "EVALSHA");
-        c.arg(sha).arg_u64(keys.len() as u64);
-        for k in keys {
-            c.arg(k);
-        }
-        for a in args {
-            c.arg(a);
-        }
-        c.finish();
+        evalsha(&mut self.cmd, sha, keys, args);
         std::mem::take(&mut self.cmd)
     }
 

@@ -20,14 +20,7 @@ pub fn render(
     let c = |f: fn(&super::super::chat::ChatStats) -> &std::sync::atomic::AtomicU64| chat.sum(f);
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {v}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {v}");
-            }
-        }
+        write_metric(&mut out, name, kind, help, samples);
     };
     metric(
         "corecast_connections",
@@ -142,14 +135,7 @@ pub fn render(
     if let Some(r) = relay {
         let st = &r.stats;
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                if labels.is_empty() {
-                    let _ = writeln!(out, "{name} {v}");
-                } else {
-                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
-                }
-            }
+            write_metric(&mut out, name, kind, help, samples);
         };
         metric(
             "corecast_relay_up",
@@ -217,7 +203,8 @@ pub fn render(
     out
 }
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+/// One metric family: HELP, TYPE and its samples (`labels` without braces; empty: none).
+fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, v) in samples {
         if labels.is_empty() {
@@ -233,7 +220,7 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
     let Some(a) = &g.amqp else { return };
     let st = &a.shared.stats;
     let n = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
-    metric(
+    write_metric(
         out,
         "corecast_amqp_up",
         "gauge",
@@ -254,16 +241,16 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
         ("unroutable", "Of the failed publishes, those the broker returned because no queue is bound for their routing key.", n(&st.unroutable)),
         ("reconnects", "Times the connection to RabbitMQ was lost after being up.", n(&st.reconnects)),
     ] {
-        metric(out, &format!("corecast_amqp_{name}_total"), "counter", help, &[("", v)]);
+        write_metric(out, &format!("corecast_amqp_{name}_total"), "counter", help, &[("", v)]);
     }
-    metric(
+    write_metric(
         out,
         "corecast_amqp_backlog",
         "gauge",
         "Publishes waiting for RabbitMQ to come back.",
         &[("", n(&st.backlog))],
     );
-    metric(
+    write_metric(
         out,
         "corecast_amqp_queue_depth",
         "gauge",
@@ -271,7 +258,7 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
         &[("", n(&st.queue_depth))],
     );
     let s = |f: fn(&super::super::gateway::GatewayStats) -> &std::sync::atomic::AtomicU64| g.sum(f);
-    metric(
+    write_metric(
         out,
         "corecast_gateway_upstream_total",
         "counter",
@@ -282,7 +269,7 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
             (r#"result="unavailable""#, s(|x| &x.unavailable)),
         ],
     );
-    metric(
+    write_metric(
         out,
         "corecast_gateway_refused_total",
         "counter",
@@ -292,7 +279,7 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
             (r#"reason="other""#, s(|x| &x.refused)),
         ],
     );
-    metric(
+    write_metric(
         out,
         "corecast_gateway_offline_total",
         "counter",
@@ -305,7 +292,7 @@ fn render_gateway(out: &mut String, g: &GatewayShared) {
             (r#"result="replayed""#, s(|x| &x.replayed)),
         ],
     );
-    metric(
+    write_metric(
         out,
         "corecast_gateway_lifecycle_total",
         "counter",
