@@ -19,7 +19,7 @@
 #   --from-results  make the table again from the raw JSON in GW_OUT
 #   --serve         start one broker and one corecast as a run would, print their pids and
 #                   the corecast-load command for them, and wait (for profiling; ^C ends it)
-# Environment: GW_ROUNDS (5), GW_RATES ("5000 10000"), GW_DURATION (10 s measured),
+# Environment: GW_ROUNDS (5), GW_RATES ("5000 10000 20000"), GW_DURATION (10 s measured),
 #   GW_WARMUP (2 s), GW_OWNERS (10000), GW_SIZE (data bytes, 128), GW_WORKERS (corecast
 #   workers, 1), GW_PREFETCH (1000), GW_CONFIRM (1: publisher confirms, 0: none),
 #   GW_PERSISTENT (0), GW_ADDRESSING (random | round-robin), GW_RABBIT_SCHEDULERS (1),
@@ -30,7 +30,7 @@ root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 # shellcheck source=tools/lib.sh
 . "$root/tools/lib.sh"
 rounds=${GW_ROUNDS:-5}
-rates=${GW_RATES:-5000 10000}
+rates=${GW_RATES:-5000 10000 20000}
 duration=${GW_DURATION:-10}
 warmup=${GW_WARMUP:-2}
 owners=${GW_OWNERS:-10000}
