@@ -23,7 +23,8 @@
 #   GW_WARMUP (2 s), GW_OWNERS (10000), GW_SIZE (data bytes, 128), GW_WORKERS (corecast
 #   workers, 1), GW_PREFETCH (1000), GW_CONFIRM (1: publisher confirms, 0: none),
 #   GW_PERSISTENT (0), GW_ADDRESSING (random | round-robin), GW_RABBIT_SCHEDULERS (1),
-#   GW_NICE (10), GW_PORT (first port tried, 62400), GW_OUT (target/gateway-bench).
+#   GW_NICE (10), GW_PORT (first port tried, 62400), GW_OUT (target/gateway-bench),
+#   GW_CORECAST (a corecast binary to run instead of building this checkout's, for A/B runs).
 set -euo pipefail
 
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -171,9 +172,11 @@ for tool in "$server_script" epmd python3; do
     command -v "$tool" >/dev/null || [ -x "$tool" ] ||
         { echo "gateway_bench: $tool is not installed (tools/setup.sh installs rabbitmq-server)" >&2; exit 2; }
 done
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin corecast
+if [ -z "${GW_CORECAST:-}" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin corecast
+fi
 cargo build --release --quiet --manifest-path "$root/tools/Cargo.toml"
-bin=$root/target/release/corecast
+bin=${GW_CORECAST:-$root/target/release/corecast}
 load=$root/target/release/corecast-load
 mkdir -p "$out"
 rm -f "$out"/*.json
