@@ -24,7 +24,9 @@
 #   workers, 1), GW_PREFETCH (1000), GW_CONFIRM (1: publisher confirms, 0: none),
 #   GW_PERSISTENT (0), GW_ADDRESSING (random | round-robin), GW_RABBIT_SCHEDULERS (1),
 #   GW_NICE (10), GW_PORT (first port tried, 62400), GW_OUT (target/gateway-bench),
-#   GW_CORECAST (a corecast binary to run instead of building this checkout's, for A/B runs).
+#   GW_CORECAST (a corecast binary to run instead of building this checkout's, for A/B runs),
+#   GW_CALIBRATE (1: after each run, tools/loopback_send.py at the same rate: what a bare
+#   sender pays per small loopback send, the floor under corecast's worker; 0: skip).
 set -euo pipefail
 
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -45,6 +47,7 @@ schedulers=${GW_RABBIT_SCHEDULERS:-1}
 nice_n=${GW_NICE:-10}
 port=${GW_PORT:-62400}
 out=${GW_OUT:-$root/target/gateway-bench}
+calibrate=${GW_CALIBRATE:-1}
 server_script=/usr/lib/rabbitmq/bin/rabbitmq-server
 
 write=1
@@ -129,6 +132,13 @@ def per_thread(r, key, names):
     return out
 cc_names = ["corecast-w0", "corecast-amqp", "lapin-io-loop"]
 mq_names = ["1_scheduler", "0_poller"]
+def loop(rate):
+    xs = []
+    for f in sorted(glob.glob(os.path.join(out, f"loop-{rate}-r*.json"))):
+        line = open(f).read().strip()
+        if line:
+            xs.append(json.loads(line))
+    return xs
 trows = []
 for rate in sorted(runs):
     rs = runs[rate]
@@ -139,13 +149,20 @@ for rate in sorted(runs):
             u = statistics.median([p[i][0] for p in per if p[i][0] is not None] or [0])
             s_ = statistics.median([p[i][1] for p in per if p[i][1] is not None] or [0])
             cells.append(f"{u:.1f} + {s_:.1f}")
+    ls = loop(rate)
+    if ls:
+        cells.append(f"{statistics.median([x['user_us_per_send'] for x in ls]):.1f} + "
+                     f"{statistics.median([x['system_us_per_send'] for x in ls]):.1f}")
+    else:
+        cells.append("–")
     trows.append(f"| {rate:,} | " + " | ".join(cells) + " |")
 threads_table = (
     "\nWhere the CPU goes: µs of user + system time per delivered event, per thread (median over "
     "the rounds; the whole run, ramp of the connections and drain included, over every event "
     "delivered in it):\n\n"
     "| offered events/s | corecast worker | corecast bridge (`corecast-amqp`) | lapin I/O thread | "
-    "RabbitMQ scheduler | RabbitMQ poller |\n|---|---|---|---|---|---|\n"
+    "RabbitMQ scheduler | RabbitMQ poller | bare loopback sender, per send (`tools/loopback_send.py`) |\n"
+    "|---|---|---|---|---|---|---|\n"
     + "\n".join(trows) + "\n")
 table = head + "\n".join(rows) + "\n" + threads_table
 print(table)
@@ -386,6 +403,13 @@ for round in $(seq 1 "$rounds"); do
     for rate in $rates; do
         f="$out/rate-$rate-r$round.json"
         run_one "$rate" "$f"
+        if [ "$calibrate" = 1 ]; then
+            # The frame corecast writes: 4 header bytes + {"type":"bench.event.created","data":
+            # + data + }.
+            nice -n "$nice_n" python3 "$root/tools/loopback_send.py" -n "$owners" --rate "$rate" \
+                --size $((size + 42)) --secs "$duration" >"$out/loop-$rate-r$round.json" ||
+                echo "gateway_bench: loopback_send failed" >&2
+        fi
         python3 - "$f" "$rate" "$round" <<'PY' >&2 || true
 import json, sys
 d = json.loads(open(sys.argv[1]).read())
