@@ -93,6 +93,7 @@ for rate in sorted(runs):
     rs = runs[rate]
     g = [r["gateway"] for r in rs]
     lat = [r["delivery_latency_us"] for r in rs]
+    conf = [r.get("confirm_latency_us", {}) for r in rs]
     lost = sum(x["lost"] for x in g)
     dup = sum(x["duplicates"] + x["misrouted"] + x["out_of_order"] for x in g)
     expected = sum(x["expected"] for x in g)
@@ -101,6 +102,7 @@ for rate in sorted(runs):
         f"| {rate:,} | {spread([x['published_per_s'] for x in g], k)} | "
         f"{spread([x['events_per_s'] for x in g], k)} | "
         f"{spread([l.get('p50') for l in lat], ms)} | {spread([l.get('p99') for l in lat], ms)} | "
+        f"{spread([c.get('p50') for c in conf], ms)} / {spread([c.get('p99') for c in conf], ms)} | "
         f"{lost:,} of {expected:,} / {dup:,} | "
         f"{spread([x['server_cpu_us_per_event'] for x in g], us)} ({spread([x['server_cpu_util'] for x in g], pct)}) | "
         f"{spread([x['broker_cpu_us_per_event'] for x in g], us)} ({spread([x['broker_cpu_util'] for x in g], pct)}) | "
@@ -119,8 +121,8 @@ head = (
     f"everything at nice {meta['nice']}; the machine's load average (other users' work included) "
     f"was {min(loads, default=0):.1f}–{max(loads, default=0):.1f} during the runs. "
     "Figures: median (min–max) over the rounds.\n\n"
-    "| offered events/s | published/s | delivered events/s | p50 ms | p99 ms | lost of expected / dup+misrouted+reordered | corecast CPU µs per event (CPU use) | RabbitMQ CPU µs per event (CPU use) | corecast / RabbitMQ | clean runs |\n"
-    "|---|---|---|---|---|---|---|---|---|---|\n")
+    "| offered events/s | published/s | delivered events/s | publish → socket p50 ms | p99 ms | publish → confirm p50 / p99 ms | lost of expected / dup+misrouted+reordered | corecast CPU µs per event (CPU use) | RabbitMQ CPU µs per event (CPU use) | corecast / RabbitMQ | clean runs |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|\n")
 # Where the CPU goes: per thread, user + system, over the whole run (ramp and drain
 # included) per event delivered in it.
 def per_thread(r, key, names):

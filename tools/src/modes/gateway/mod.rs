@@ -396,6 +396,9 @@ impl Workload for Gateway {
         ] {
             out.add(name, v);
         }
+        if let Ok(Some(h)) = s.confirm_us.lock().map(|h| h.clone()) {
+            out.put_hist("confirm_us", &h);
+        }
         if let Ok(Some(e)) = s.error.lock().map(|e| e.clone()) {
             out.notes.insert("publisher".into(), e);
         }
@@ -519,6 +522,8 @@ pub fn summarize(a: &GatewayArgs, m: &Merged, ctx: &RunContext) -> Summary {
         }),
     );
     fields.insert("delivery_latency_us".into(), latency_json(&lat));
+    let confirm = m.hist("confirm_us");
+    fields.insert("confirm_latency_us".into(), latency_json(&confirm));
     let mut lines = vec![
         format!(
             "gateway: {} events/s delivered to {} owners ({} published/s, {} offered) over {secs:.1} s",
@@ -528,6 +533,11 @@ pub fn summarize(a: &GatewayArgs, m: &Merged, ctx: &RunContext) -> Summary {
             report::fmt_si(a.publish_rate),
         ),
         format!("publish -> socket: {}", latency_line(&lat)),
+        format!(
+            "publish -> {}: {}",
+            if confirms { "confirm" } else { "written" },
+            latency_line(&confirm)
+        ),
         format!(
             "lost {lost} of {expected}, duplicated {}, out of order {}, misrouted {}, malformed {}",
             m.get("duplicates"),

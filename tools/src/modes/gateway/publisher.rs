@@ -18,8 +18,10 @@
 use super::{body, owner_of};
 use crate::cli::Addressing;
 use crate::procstat;
+use crate::report::{new_hist, record_ns};
 use crate::sys::monotonic_ns;
 use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
@@ -106,6 +108,9 @@ pub struct Shared {
     pub max_behind: AtomicU64,
     pub error: Mutex<Option<String>>,
     pub window_cpu: Mutex<Option<WindowCpu>>,
+    /// Publish -> confirm (or -> written, without confirms) of the events published in the
+    /// measured window, in µs: how long the broker takes to accept an event.
+    pub confirm_us: Mutex<Option<Histogram<u64>>>,
 }
 
 impl Shared {
@@ -278,13 +283,14 @@ async fn publish(
             }
             let owner = owner_of(n, plan.owners, plan.addressing);
             let mut payload = Vec::with_capacity(body_len);
+            let sent_ns = monotonic_ns();
             body::write_body(
                 &mut payload,
                 &plan.owner_field,
                 &plan.owner_prefix,
                 owner,
                 n,
-                monotonic_ns(),
+                sent_ns,
                 plan.size,
             );
             shared.in_flight.fetch_add(1, Relaxed);
@@ -318,6 +324,14 @@ async fn publish(
                 };
                 if let Some(c) = counter {
                     c.fetch_add(1, Relaxed);
+                }
+                if measured {
+                    if let Ok(mut h) = s.confirm_us.lock() {
+                        record_ns(
+                            h.get_or_insert_with(new_hist),
+                            monotonic_ns().saturating_sub(sent_ns),
+                        );
+                    }
                 }
                 s.in_flight.fetch_sub(1, Relaxed);
             });
