@@ -60,6 +60,24 @@ pub enum ModeArgs {
     /// of 40): keep --send-rate / --senders under it, or raise it, or the run counts
     /// rate_limited errors. With --server-pid: server CPU per delivery and RSS per connection.
     Chat(ChatArgs),
+    /// N owners on an event gateway endpoint (corecast's `[[endpoint]]` with
+    /// `identity = "query:NAME"`) and a publisher on its RabbitMQ exchange; reports events/s
+    /// delivered, publish -> socket latency, lost / duplicated / misrouted / reordered events
+    /// and, with --server-pid and --broker-pid, the CPU time of the gateway and the broker per
+    /// delivered event.
+    ///
+    /// Owner N connects as `PATH?PARAM=PREFIXN` (`/ws/riders?userID=owner-17`). Once every
+    /// owner is open and the publisher (a lapin client in worker process 0, on its own
+    /// thread) is connected, the publisher sends events 0, 1, 2... at --publish-rate to the
+    /// exchange with --routing-key and the body `{"ownerId":"owner-K","data":{"s":"<stamp>",
+    /// "p":"xx.."}}`, K chosen per event (--addressing), the stamp holding K, the event number
+    /// and the CLOCK_MONOTONIC publish time. Every owner checks each frame it gets byte for
+    /// byte against `{"type":"<routing key>","data":<data>}`, that it was addressed to it, and
+    /// records the event number (duplicates, per-owner order) and the latency. Lost: events
+    /// the broker confirmed (or, with --no-confirm, that were written) minus the distinct
+    /// events received. The CPU of --server-pid and --broker-pid is sampled by the publisher
+    /// at the edges of the measured window (after --warmup), in the same instants.
+    Gateway(GatewayArgs),
 }
 
 /// Options shared by every mode.
@@ -70,8 +88,8 @@ pub struct Common {
     #[arg(long, short = 't', value_delimiter = ',', required = true)]
     pub target: Vec<String>,
 
-    /// Request path (default: /echo for echo, /broadcast for broadcast, /ws for chat, /echo
-    /// otherwise).
+    /// Request path (default: /echo for echo, /broadcast for broadcast, /ws for chat,
+    /// /ws/riders for gateway, /echo otherwise).
     #[arg(long)]
     pub path: Option<String>,
 
@@ -211,6 +229,70 @@ pub struct ChatArgs {
     pub drain: f64,
 }
 
+/// How the gateway mode's publisher picks the owner of each event.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// Event n goes to owner n % N.
+    RoundRobin,
+    /// Event n goes to owner hash(n) % N (a fixed hash: every process agrees).
+    Random,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Owners: one connection (device) each, owner N as PREFIXN.
+    #[arg(long, short = 'c', default_value_t = 10_000)]
+    pub owners: usize,
+    /// The query parameter naming the owner (the endpoint's `identity = "query:NAME"`).
+    #[arg(long, default_value = "userID")]
+    pub param: String,
+    /// Owner ids are PREFIX0, PREFIX1, ... (letters, digits, `-`, `_`, `.`).
+    #[arg(long, default_value = "owner-")]
+    pub owner_prefix: String,
+    /// The broker (the host must be 127.0.0.0/8, ::1 or localhost).
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// The topic exchange corecast consumes from (declared durable if absent).
+    #[arg(long, default_value = "bench")]
+    pub exchange: String,
+    /// Routing key of every event (corecast's queue must be bound to it).
+    #[arg(long, default_value = "bench.event.created")]
+    pub routing_key: String,
+    /// The body member holding the owner (`[amqp] owner_field`).
+    #[arg(long, default_value = "ownerId")]
+    pub owner_field: String,
+    /// Events per second, paced in 1 ms steps (> 0, so the count is bounded).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub publish_rate: f64,
+    /// Who gets event n.
+    #[arg(long, value_enum, default_value_t = Addressing::Random)]
+    pub addressing: Addressing,
+    /// Length of each event's `data` in bytes (55..=65536: the stamp and padding).
+    #[arg(long, short = 's', default_value_t = 128)]
+    pub size: usize,
+    /// Publish without publisher confirms (loss is then counted against what was written).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Publish persistent messages (delivery mode 2; the broker writes them to disk).
+    #[arg(long)]
+    pub persistent: bool,
+    /// Publishes in flight (not yet confirmed, or not yet written without confirms) at most;
+    /// at the bound the publisher waits and falls behind the rate (reported).
+    #[arg(long, default_value_t = 20_000)]
+    pub max_in_flight: usize,
+    /// Seconds of publishing before the measured window (not counted in rates and CPU).
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Seconds to wait after the last publish for confirms and deliveries in flight.
+    #[arg(long, default_value_t = 3.0)]
+    pub drain: f64,
+    /// The broker's process(es) (beam.smp) to sample for CPU time, like --server-pid.
+    #[arg(long, value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
+}
+
 impl ModeArgs {
     pub fn common(&self) -> &Common {
         match self {
@@ -219,6 +301,7 @@ impl ModeArgs {
             ModeArgs::Idle(a) => &a.common,
             ModeArgs::Connect(a) => &a.common,
             ModeArgs::Chat(a) => &a.common,
+            ModeArgs::Gateway(a) => &a.common,
         }
     }
 
@@ -229,6 +312,7 @@ impl ModeArgs {
             ModeArgs::Idle(_) => "idle",
             ModeArgs::Connect(_) => "connect",
             ModeArgs::Chat(_) => "chat",
+            ModeArgs::Gateway(_) => "gateway",
         }
     }
 
@@ -240,6 +324,7 @@ impl ModeArgs {
         match self {
             ModeArgs::Broadcast(_) => "/broadcast".into(),
             ModeArgs::Chat(_) => "/ws".into(),
+            ModeArgs::Gateway(_) => "/ws/riders".into(),
             _ => "/echo".into(),
         }
     }
@@ -252,13 +337,15 @@ impl ModeArgs {
             ModeArgs::Idle(a) => a.connections,
             ModeArgs::Connect(a) => a.inflight,
             ModeArgs::Chat(a) => a.users,
+            ModeArgs::Gateway(a) => a.owners,
         }
     }
 
-    /// Seconds of traffic before the measured window (chat only).
+    /// Seconds of traffic before the measured window (chat and gateway).
     pub fn warmup_secs(&self) -> f64 {
         match self {
             ModeArgs::Chat(a) => a.warmup,
+            ModeArgs::Gateway(a) => a.warmup,
             _ => 0.0,
         }
     }
@@ -268,6 +355,7 @@ impl ModeArgs {
         let drain = match self {
             ModeArgs::Broadcast(a) => a.drain,
             ModeArgs::Chat(a) => a.drain,
+            ModeArgs::Gateway(a) => a.drain,
             ModeArgs::Echo(_) => 1.0,
             _ => 0.0,
         };

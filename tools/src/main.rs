@@ -1,7 +1,7 @@
 //! corecast-load: a load generator for WebSocket servers on this machine (echo, broadcast,
-//! idle, connect and chat modes). `main` only parses the command line and hands over to the
-//! coordinator, or, with the hidden `--worker W/N` flag, runs one worker process of a larger
-//! run. Only loopback targets are accepted; every run is bounded in connections and time.
+//! idle, connect, chat and gateway modes). `main` only parses the command line and hands over
+//! to the coordinator, or, with the hidden `--worker W/N` flag, runs one worker process of a
+//! larger run. Only loopback targets are accepted; every run is bounded in connections and time.
 
 #![deny(unsafe_code)]
 

@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod chat;
 pub mod connect;
 pub mod echo;
+pub mod gateway;
 pub mod idle;
 
 use crate::cli::{close_timeout, ModeArgs, WorkerSlot};
@@ -27,6 +28,7 @@ pub fn validate(args: &ModeArgs) -> Result<()> {
         ModeArgs::Echo(a) => echo::validate(a),
         ModeArgs::Broadcast(a) => broadcast::validate(a),
         ModeArgs::Chat(a) => chat::validate(a),
+        ModeArgs::Gateway(a) => gateway::validate(a),
         ModeArgs::Idle(_) | ModeArgs::Connect(_) => Ok(()),
     }
 }
@@ -37,6 +39,7 @@ pub fn driver_config(args: &ModeArgs, targets: &[SocketAddr], slot: WorkerSlot) 
     let drain = match args {
         ModeArgs::Broadcast(a) => Duration::from_secs_f64(a.drain),
         ModeArgs::Chat(a) => Duration::from_secs_f64(a.drain),
+        ModeArgs::Gateway(a) => Duration::from_secs_f64(a.drain),
         ModeArgs::Echo(_) => Duration::from_secs(1),
         _ => Duration::ZERO,
     };
@@ -77,6 +80,7 @@ pub fn run_worker(
         ModeArgs::Idle(_) => driver::run(&cfg, &mut idle::Idle::default(), up, down)?,
         ModeArgs::Connect(_) => driver::run(&cfg, &mut connect::Connect::default(), up, down)?,
         ModeArgs::Chat(a) => driver::run(&cfg, &mut chat::Chat::new(a, &cfg), up, down)?,
+        ModeArgs::Gateway(a) => driver::run(&cfg, &mut gateway::Gateway::new(a, &cfg)?, up, down)?,
     };
     report.cpu_secs = crate::procstat::self_cpu_secs();
     Ok(report)
@@ -90,5 +94,6 @@ pub fn summarize(args: &ModeArgs, m: &Merged, ctx: &RunContext) -> Summary {
         ModeArgs::Idle(a) => idle::summarize(a, m, ctx),
         ModeArgs::Connect(a) => connect::summarize(a, m, ctx),
         ModeArgs::Chat(a) => chat::summarize(a, m, ctx),
+        ModeArgs::Gateway(a) => gateway::summarize(a, m, ctx),
     }
 }
