@@ -4,374 +4,40 @@
 //! broker outage (down, backlog, failures beyond it, up again by itself) and a stalled broker
 //! (noticed by the heartbeat).
 //!
-//! Each test starts its own broker (Debian's `rabbitmq-server` in the foreground, with its
-//! files in a temporary directory, free ports above 61000 for AMQP, distribution and a private
-//! `epmd`, and a unique node name) and stops it by PID when dropped. A broker takes about 5 s
-//! to start on the 2-core machine, so the scenarios share one broker per test. A lapin client
-//! in the test plays the services (publisher, upstream consumer); the workers are a closure
-//! sink that records every event.
+//! Each test starts its own broker (`it/rabbit.rs`, shared with the gateway tests of the `it`
+//! binary: Debian's `rabbitmq-server` in the foreground, with its files in a temporary
+//! directory, free ports and a private `epmd`, stopped by PID when dropped). A broker takes
+//! about 5 s to start on the 2-core machine, so the scenarios share one broker per test. A
+//! lapin client in the test (`rabbit::Service`) plays the services (publisher, upstream
+//! consumer); the workers are a closure sink that records every event.
 //!
 //! Without `rabbitmq-server` the tests print `SKIPPED` and return (they check nothing then).
 //! CI installs it (`tools/setup.sh`); under `CI=true` a missing one fails the tests instead.
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "it/fixture.rs"]
+mod fixture;
+#[path = "it/rabbit.rs"]
+mod rabbit;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use corecast::amqp::body::{write_body, DataEncoding};
 use corecast::amqp::{
     Amqp, AmqpCmd, AmqpConfig, AmqpEvent, AmqpHandle, AmqpState, DeliveryTag, Sink,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::ExchangeKind;
+use rabbit::{Rabbit, Service};
 
-/// Where Debian puts the server script that runs as the calling user (`/usr/sbin`'s wrapper
-/// switches to the `rabbitmq` user and its fixed directories).
-const SERVER_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 /// How long a test waits for an event.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
-
-// ---- the broker --------------------------------------------------------------------------
-
-/// Whether the broker is installed. When it is not: under `CI=true` the test fails; otherwise
-/// it prints `SKIPPED` and the caller returns.
-fn installed() -> bool {
-    let ok = Path::new(SERVER_SCRIPT).exists()
-        && Command::new("epmd")
-            .arg("-help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "rabbitmq-server is not installed, and CI must run the amqp tests (tools/setup.sh installs it)"
-        );
-        eprintln!("SKIPPED: {SERVER_SCRIPT} not found; this amqp test checks nothing here");
-    }
-    ok
-}
-
-/// A port above 61000 that nothing listens on right now (found by binding it).
-fn free_port() -> u16 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ (u64::from(std::process::id()) << 20);
-    for _ in 0..1000 {
-        let n = NEXT
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed)
-            .wrapping_add(seed)
-            .wrapping_mul(6_364_136_223_846_793_005);
-        let port = 61001 + ((n >> 33) % 4000) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port above 61000");
-}
-
-/// A `rabbitmq-server` of one test, with a private `epmd`; both killed by PID on drop.
-struct Rabbit {
-    server: Option<Child>,
-    epmd: Child,
-    port: u16,
-    dist_port: u16,
-    epmd_port: u16,
-    name: String,
-    dir: PathBuf,
-}
-
-impl Rabbit {
-    /// Starts one and waits until it speaks AMQP; `None` (skip) when it is not installed.
-    fn start() -> Option<Rabbit> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        if !installed() {
-            return None;
-        }
-        let (port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
-        let n = N.fetch_add(1, Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "corecast-it-rabbit-{}-{n}-{port}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
-        // A private epmd in the foreground, so that it is ours to stop.
-        let epmd = Command::new("epmd")
-            .args(["-port", &epmd_port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning epmd");
-        let mut rabbit = Rabbit {
-            server: None,
-            epmd,
-            port,
-            dist_port,
-            epmd_port,
-            name: format!("corecast-it-{}-{n}@localhost", std::process::id()),
-            dir,
-        };
-        let took = rabbit.spawn();
-        eprintln!("rabbitmq-server on port {port} up in {took:.1?}");
-        Some(rabbit)
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// Starts the server process (again) and waits for its AMQP listener; returns how long it
-    /// took.
-    fn spawn(&mut self) -> Duration {
-        let started = Instant::now();
-        let log = std::fs::File::create(self.dir.join("server.out")).unwrap();
-        let d = |p: &str| self.dir.join(p);
-        let child = Command::new(SERVER_SCRIPT)
-            .arg("-noinput")
-            .env("HOME", &self.dir)
-            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
-            .env("RABBITMQ_PLUGINS_EXPAND_DIR", d("plugins"))
-            .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
-            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d("advanced.config"))
-            .env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
-            // Exec the VM in place of the script (our child is the broker itself: killing it
-            // by PID stops it) with input closed.
-            .env("RABBITMQ_ALLOW_INPUT", "1")
-            // One scheduler that sleeps when idle: the machine is small and shared.
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none",
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawning rabbitmq-server");
-        self.server = Some(child);
-        let deadline = started + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            if let Some(c) = self.server.as_mut() {
-                if let Some(status) = c.try_wait().unwrap() {
-                    let out =
-                        std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
-                    panic!("rabbitmq-server exited ({status}):\n{out}");
-                }
-            }
-            if self.speaks_amqp() {
-                return started.elapsed();
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("rabbitmq-server on port {} did not start", self.port);
-    }
-
-    /// Whether the listener answers the AMQP 0-9-1 header with a method frame
-    /// (`connection.start`).
-    fn speaks_amqp(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"AMQP\x00\x00\x09\x01").is_err() {
-            return false;
-        }
-        let mut frame_type = [0u8; 1];
-        s.read_exact(&mut frame_type).is_ok() && frame_type[0] == 1
-    }
-
-    /// SIGSTOP (`true`) or SIGCONT: the broker stalls with its connections open, as a frozen
-    /// host would.
-    fn pause(&self, stop: bool) {
-        if let Some(c) = self.server.as_ref() {
-            let sig = if stop { "-STOP" } else { "-CONT" };
-            let _ = Command::new("kill")
-                .arg(sig)
-                .arg(c.id().to_string())
-                .status();
-        }
-    }
-
-    /// SIGKILL: a crash (durable queues and persistent messages survive on disk).
-    fn kill(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts it again on the same ports and data.
-    fn restart(&mut self) -> Duration {
-        assert!(self.server.is_none(), "restart of a running broker");
-        self.spawn()
-    }
-}
-
-impl Drop for Rabbit {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = self.epmd.kill();
-        let _ = self.epmd.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-// ---- a service (the test's own AMQP client) ---------------------------------------------
-
-/// A lapin client on a current-thread runtime, used blockingly.
-struct Service {
-    rt: tokio::runtime::Runtime,
-    _conn: Connection,
-    ch: Channel,
-}
-
-impl Service {
-    fn connect(url: &str) -> Service {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (conn, ch) = rt.block_on(async {
-            let props = ConnectionProperties::default()
-                .with_executor(tokio_executor_trait::Tokio::current())
-                .with_reactor(tokio_reactor_trait::Tokio::current());
-            let conn = Connection::connect(url, props).await.unwrap();
-            let ch = conn.create_channel().await.unwrap();
-            ch.confirm_select(ConfirmSelectOptions::default())
-                .await
-                .unwrap();
-            (conn, ch)
-        });
-        Service {
-            rt,
-            _conn: conn,
-            ch,
-        }
-    }
-
-    fn exchange(&self, name: &str, kind: ExchangeKind) {
-        let opts = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        self.rt
-            .block_on(
-                self.ch
-                    .exchange_declare(name, kind, opts, FieldTable::default()),
-            )
-            .unwrap();
-    }
-
-    /// Declares a durable queue bound to `exchange` with `keys`.
-    fn queue(&self, name: &str, exchange: &str, keys: &[&str]) {
-        self.rt.block_on(async {
-            let opts = QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            };
-            self.ch
-                .queue_declare(name, opts, FieldTable::default())
-                .await
-                .unwrap();
-            for k in keys {
-                self.ch
-                    .queue_bind(
-                        name,
-                        exchange,
-                        k,
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .unwrap();
-            }
-        });
-    }
-
-    /// Publishes persistently and waits for the broker's confirm.
-    fn publish(&self, exchange: &str, key: &str, body: &[u8], message_id: Option<&str>) {
-        let mut props = BasicProperties::default().with_delivery_mode(2);
-        if let Some(id) = message_id {
-            props = props.with_message_id(id.into());
-        }
-        self.rt.block_on(async {
-            let confirm = self
-                .ch
-                .basic_publish(exchange, key, BasicPublishOptions::default(), body, props)
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            assert!(confirm.is_ack(), "publish to {key} not confirmed");
-        });
-    }
-
-    /// Takes one message from `queue` (polling until `timeout`), acked.
-    fn get(&self, queue: &str, timeout: Duration) -> Option<lapin::message::BasicGetMessage> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let m = self
-                .rt
-                .block_on(self.ch.basic_get(queue, BasicGetOptions { no_ack: true }))
-                .unwrap();
-            if m.is_some() || Instant::now() >= deadline {
-                return m;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Messages ready in `queue` (passive declare).
-    fn ready(&self, queue: &str) -> u32 {
-        let opts = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        self.rt
-            .block_on(self.ch.queue_declare(queue, opts, FieldTable::default()))
-            .unwrap()
-            .message_count()
-    }
-
-    /// Declares `queue` with `opts` and `args` on a fresh channel: whether the broker agrees
-    /// (a mismatch with the existing queue closes that channel with 406).
-    fn declare_matches(&self, queue: &str, opts: QueueDeclareOptions, args: FieldTable) -> bool {
-        self.rt.block_on(async {
-            let ch = self._conn.create_channel().await.unwrap();
-            ch.queue_declare(queue, opts, args).await.is_ok()
-        })
-    }
-
-    fn purge(&self, queue: &str) {
-        self.rt
-            .block_on(self.ch.queue_purge(queue, QueuePurgeOptions::default()))
-            .unwrap();
-    }
-}
 
 // ---- the bridge and its workers ---------------------------------------------------------
 
@@ -926,7 +592,9 @@ fn bridge_against_rabbitmq() {
         .unwrap();
     assert_eq!(data, br#"{"tripId":"t1"}"#);
     bridge.stop();
-    svc.purge(&dlq);
+    svc.rt
+        .block_on(svc.ch.queue_purge(&dlq, QueuePurgeOptions::default()))
+        .unwrap();
 }
 
 /// The broker crashes and comes back: down, backlog, failures beyond it; then up by itself,

@@ -7,16 +7,16 @@
 //! test instead. Owns no assertion about corecast itself beyond "the relay came up".
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::chat_client::{health, http, status, Client};
+use crate::fixture::{can_run, free_port, require, signal, temp_dir};
 use crate::harness::Server;
 
 /// The API key every node is started with.
@@ -24,65 +24,9 @@ pub const KEY: &str = "relay-test-key";
 /// How long a node may take to reach Redis (or to notice it is gone).
 pub const RELAY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Whether `program` runs (`--version` / `-v` succeeds). When it does not: under `CI=true` the
-/// test fails; otherwise it prints `SKIPPED` and the caller returns.
+/// Whether `program` is installed (see [`require`]).
 fn installed(program: &str, version_flag: &str) -> bool {
-    let ok = Command::new(program)
-        .arg(version_flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed, and CI must run the relay tests (tools/setup.sh installs it)"
-        );
-        eprintln!("SKIPPED: {program} not found on PATH; this relay test checks nothing here");
-    }
-    ok
-}
-
-/// A port above 61000 that nothing listens on right now (found by binding it).
-fn free_port() -> u16 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ (u64::from(std::process::id()) << 20);
-    for _ in 0..1000 {
-        let n = NEXT
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-            .wrapping_add(seed)
-            .wrapping_mul(6_364_136_223_846_793_005);
-        let port = 61001 + ((n >> 33) % 4000) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port above 61000");
-}
-
-/// A fresh temporary directory for one fixture.
-fn temp_dir(kind: &str, port: u16) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "corecast-it-{kind}-{}-{port}-{nanos:x}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// Sends a signal through kill(1) (the tests use no libc).
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status();
+    require(can_run(program, version_flag), program, "relay")
 }
 
 // ---- Redis -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 mod chat_client;
 mod cluster;
+mod fixture;
 mod harness;
 
 mod admission;
