@@ -6,7 +6,9 @@
 mod chat_client;
 mod cluster;
 mod fixture;
+mod gateway;
 mod harness;
+mod rabbit;
 
 mod admission;
 mod api;
@@ -20,6 +22,14 @@ mod close;
 mod compression;
 mod config;
 mod echo;
+mod gateway_auth;
+mod gateway_data;
+mod gateway_lifecycle;
+mod gateway_malformed;
+mod gateway_nodes;
+mod gateway_outage;
+mod gateway_ride;
+mod gateway_upstream;
 mod handshake;
 mod limits;
 mod metrics;
