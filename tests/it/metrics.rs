@@ -110,7 +110,7 @@ fn health_reports_connections_rooms_workers() {
     assert!(uptime < 60);
     assert_eq!(
         h,
-        json!({"status":"ok","connections":0,"rooms":0,"workers":2,"uptime_s":uptime,"relay":"off"})
+        json!({"status":"ok","connections":0,"rooms":0,"workers":2,"uptime_s":uptime,"relay":"off","amqp":"off"})
     );
     let (mut amy, _) = connect(server.addr, "amy");
     let (_amy2, _) = connect(server.addr, "amy");
