@@ -56,36 +56,46 @@ pub struct Rabbit {
 }
 
 impl Rabbit {
-    /// Starts one and waits until it speaks AMQP; `None` (skip) when it is not installed.
+    /// Starts one and waits until it speaks AMQP; `None` (skip) when it is not installed. A
+    /// broker that fails to boot (a port taken between the probe and its bind) is tried again
+    /// on other ports, twice.
     pub fn start() -> Option<Rabbit> {
         static N: AtomicU64 = AtomicU64::new(0);
         if !installed() {
             return None;
         }
-        let (port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
-        let n = N.fetch_add(1, Relaxed);
-        let dir = temp_dir("rabbit", port);
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
-        // A private epmd in the foreground, so that it is ours to stop.
-        let epmd = Command::new("epmd")
-            .args(["-port", &epmd_port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning epmd");
-        let mut rabbit = Rabbit {
-            server: None,
-            epmd,
-            port,
-            dist_port,
-            epmd_port,
-            name: format!("corecast-it-{}-{n}@localhost", std::process::id()),
-            dir,
-        };
-        let took = rabbit.spawn();
-        eprintln!("rabbitmq-server on port {port} up in {took:.1?}");
-        Some(rabbit)
+        for attempt in 1.. {
+            let (port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
+            let n = N.fetch_add(1, Relaxed);
+            let dir = temp_dir("rabbit", port);
+            std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+            // A private epmd in the foreground, so that it is ours to stop.
+            let epmd = Command::new("epmd")
+                .args(["-port", &epmd_port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawning epmd");
+            let mut rabbit = Rabbit {
+                server: None,
+                epmd,
+                port,
+                dist_port,
+                epmd_port,
+                name: format!("corecast-it-{}-{n}@localhost", std::process::id()),
+                dir,
+            };
+            match rabbit.spawn() {
+                Ok(took) => {
+                    eprintln!("rabbitmq-server on port {port} up in {took:.1?}");
+                    return Some(rabbit);
+                }
+                Err(e) if attempt < 3 => eprintln!("rabbitmq-server did not boot; again: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
@@ -94,8 +104,8 @@ impl Rabbit {
     }
 
     /// Starts the server process (again) and waits for its AMQP listener; returns how long it
-    /// took.
-    fn spawn(&mut self) -> Duration {
+    /// took, or why it exited (its output).
+    fn spawn(&mut self) -> Result<Duration, String> {
         let started = Instant::now();
         let log = std::fs::File::create(self.dir.join("server.out")).unwrap();
         let d = |p: &str| self.dir.join(p);
@@ -132,13 +142,14 @@ impl Rabbit {
         while Instant::now() < deadline {
             if let Some(c) = self.server.as_mut() {
                 if let Some(status) = c.try_wait().unwrap() {
+                    self.server = None;
                     let out =
                         std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
-                    panic!("rabbitmq-server exited ({status}):\n{out}");
+                    return Err(format!("rabbitmq-server exited ({status}):\n{out}"));
                 }
             }
             if self.speaks_amqp() {
-                return started.elapsed();
+                return Ok(started.elapsed());
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -176,10 +187,21 @@ impl Rabbit {
         }
     }
 
-    /// Starts it again on the same ports and data.
+    /// Starts it again on the same ports and data (up to three tries: the ports of a broker
+    /// just killed may take a moment to be free).
     pub fn restart(&mut self) -> Duration {
         assert!(self.server.is_none(), "restart of a running broker");
-        self.spawn()
+        for attempt in 1.. {
+            match self.spawn() {
+                Ok(took) => return took,
+                Err(e) if attempt < 3 => {
+                    eprintln!("rabbitmq-server did not boot again; once more: {e}");
+                    thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
     }
 }
 
