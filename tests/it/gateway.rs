@@ -2,7 +2,7 @@
 //! ride-sharing example of the gateway issue (`/ws/drivers`, `/ws/riders`) on a real RabbitMQ
 //! (`rabbit.rs`), a device (a tungstenite client that keeps every message as the exact text the
 //! server sent, so data can be compared byte for byte), and a gate (a TCP relay between a node
-//! and the broker that can refuse connections or hold the broker's replies).
+//! and the broker that can hold the broker's replies).
 //!
 //! Tests that do not stop the broker share one ([`shared_rabbit`]); each test uses its own
 //! exchange, node ids and queues ([`unique`]), so they run in parallel. Owns no assertion
@@ -81,11 +81,16 @@ pub struct Ride {
     pub data_encoding: &'static str,
     /// `[amqp] dead_letter_exchange`.
     pub dead_letter_exchange: Option<String>,
+    /// `[amqp] prefetch`.
+    pub prefetch: u16,
+    /// `[amqp] store_offline`.
+    pub store_offline: bool,
 }
 
 impl Ride {
     /// The example on `url` with exchange `exchange`: binds `driver.cmd.trip_request` and
-    /// `trip.event.*`, owner field `ownerId`, JSON data, no dead-letter exchange.
+    /// `trip.event.*`, owner field `ownerId`, JSON data, prefetch 1000, no dead-letter
+    /// exchange, nothing stored for owners connected nowhere.
     pub fn new(url: &str, exchange: &str) -> Ride {
         Ride {
             url: url.to_owned(),
@@ -94,6 +99,8 @@ impl Ride {
             owner_field: "ownerId".into(),
             data_encoding: "json",
             dead_letter_exchange: None,
+            prefetch: 1000,
+            store_offline: false,
         }
     }
 
@@ -117,7 +124,8 @@ exchange = {exchange:?}
 bind = [{bind}]
 owner_field = {owner:?}
 data_encoding = {enc:?}
-prefetch = 1000
+prefetch = {prefetch}
+store_offline = {store}
 {dlx}
 [[endpoint]]
 path = "/ws/drivers"
@@ -136,6 +144,8 @@ upstream = []
             bind = list(&self.bind),
             owner = self.owner_field,
             enc = self.data_encoding,
+            prefetch = self.prefetch,
+            store = self.store_offline,
         )
     }
 }
@@ -153,7 +163,8 @@ pub struct Node {
 
 impl Node {
     /// Starts node `id` with `cfg` (written to a file for `--config`), no message rate limit
-    /// (unless `extra` sets `--msg-rate`) and `extra` flags; returns once `/health` says the broker is up.
+    /// and no start grace (unless `extra` sets `--msg-rate` or `--amqp-grace`) and `extra`
+    /// flags; returns once `/health` says the broker is up.
     pub fn start(cfg: &Ride, id: &str, extra: &[&str]) -> Node {
         let node = Node::spawn(cfg, id, extra);
         wait_amqp(node.addr(), "up");
@@ -168,6 +179,9 @@ impl Node {
         let mut flags = vec!["--config", &path, "--node-id", id];
         if !extra.contains(&"--msg-rate") {
             flags.extend_from_slice(&["--msg-rate", "65535", "--msg-burst", "65535"]);
+        }
+        if !extra.contains(&"--amqp-grace") {
+            flags.extend_from_slice(&["--amqp-grace", "0s"]);
         }
         flags.extend_from_slice(extra);
         Node {
@@ -438,30 +452,27 @@ impl Device {
 // ---- the gate ----------------------------------------------------------------------------
 
 /// A TCP relay from a port of its own to the broker's, for a node whose `[amqp] url` points
-/// at [`Gate::url`]. Closed, it accepts connections and drops them at once (the node sees
-/// the broker unreachable); holding, it keeps what the broker sends (confirms, deliveries)
-/// until released. Its threads end when it is dropped.
+/// at [`Gate::url`]; holding, it keeps what the broker sends (confirms, deliveries) until
+/// released. Its threads end when it is dropped.
 pub struct Gate {
     /// Where it listens.
     pub port: u16,
-    open: Arc<AtomicBool>,
     hold: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
 impl Gate {
-    /// A gate to the broker on `target`, open or not.
-    pub fn new(target: u16, open: bool) -> Gate {
+    /// A gate to the broker on `target`.
+    pub fn new(target: u16) -> Gate {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("gate bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("gate addr").port();
         let gate = Gate {
             port,
-            open: Arc::new(AtomicBool::new(open)),
             hold: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
         };
-        let (open, hold, stop) = (gate.open.clone(), gate.hold.clone(), gate.stop.clone());
+        let (hold, stop) = (gate.hold.clone(), gate.stop.clone());
         thread::spawn(move || {
             while !stop.load(Relaxed) {
                 let client = match listener.accept() {
@@ -472,9 +483,6 @@ impl Gate {
                     }
                     Err(_) => continue,
                 };
-                if !open.load(Relaxed) {
-                    continue; // dropped: the node sees the connection end
-                }
                 let _ = client.set_nonblocking(false);
                 let Ok(broker) = TcpStream::connect((Ipv4Addr::LOCALHOST, target)) else {
                     continue;
@@ -499,11 +507,6 @@ impl Gate {
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// Lets new connections through (or not); connections through it stay.
-    pub fn set_open(&self, open: bool) {
-        self.open.store(open, Relaxed);
     }
 
     /// Holds what the broker sends (`true`) or lets it and what was held through.

@@ -4,9 +4,11 @@
 //! `query:userID` is then ignored), for deliveries and upstream alike. Without `[amqp]`,
 //! `/health` says `"amqp":"off"`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::Duration;
 
-use corecast::guard::jwt::{sign, Claims};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
 
 use crate::chat_client::health;
 use crate::cluster::metric;
@@ -16,16 +18,34 @@ use crate::rabbit::Service;
 
 const SECRET: &str = "a-gateway-secret-of-at-least-32-bytes";
 
-fn token(sub: &str, role: Option<&str>, roles: Option<&[&str]>, secret: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 3600;
-    let mut c = Claims::new(sub, exp);
-    c.role = role.map(str::to_owned);
-    c.roles = roles.map(|r| r.iter().map(|s| s.to_string()).collect());
-    sign(secret.as_bytes(), &c)
+/// A token from `corecast token` (one `--role` gives the `role` claim, several `roles`).
+fn token(sub: &str, roles: &[&str], secret: &str) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corecast"));
+    cmd.args(["token", "--sub", sub, "--jwt-secret", secret]);
+    for r in roles {
+        cmd.args(["--role", r]);
+    }
+    let out = cmd
+        .env_remove("CORECAST_JWT_SECRET")
+        .output()
+        .expect("corecast token");
+    assert!(out.status.success(), "{out:?}");
+    let t = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    // What the server reads: the claims as the issue names them.
+    let claims: serde_json::Value = serde_json::from_slice(
+        &B64.decode(t.split('.').nth(1).expect("claims"))
+            .expect("base64url"),
+    )
+    .expect("claims JSON");
+    match roles {
+        [] => assert!(claims.get("role").is_none() && claims.get("roles").is_none()),
+        [one] => assert_eq!(claims["role"], *one),
+        many => assert_eq!(claims["roles"], serde_json::json!(many)),
+    }
+    t
 }
 
 #[test]
@@ -44,15 +64,14 @@ fn gateway_auth_roles_with_jwt() {
     let driver_service = unique("driver-service");
     svc.queue(&driver_service, &exchange, &["driver.cmd.trip_accept"]);
 
-    let driver = token("driver-7", Some("driver"), None, SECRET);
-    let many = token("driver-8", None, Some(&["admin", "driver"]), SECRET);
-    let rider = token("rider-1", Some("rider"), None, SECRET);
-    let riders = token("rider-2", None, Some(&["rider", "premium"]), SECRET);
-    let plain = token("someone", None, None, SECRET);
+    let driver = token("driver-7", &["driver"], SECRET);
+    let many = token("driver-8", &["admin", "driver"], SECRET);
+    let rider = token("rider-1", &["rider"], SECRET);
+    let riders = token("rider-2", &["rider", "premium"], SECRET);
+    let plain = token("someone", &[], SECRET);
     let forged = token(
         "driver-7",
-        Some("driver"),
-        None,
+        &["driver"],
         "another-secret-of-at-least-32-bytes",
     );
 
@@ -115,6 +134,16 @@ fn gateway_auth_roles_with_jwt() {
         String::from_utf8(m.delivery.data.clone()).unwrap(),
         r#"{"ownerId":"driver-7","data":{"tripId":"t1"}}"#
     );
+
+    // A type no queue is bound for: the broker returns it (mandatory), the client hears so.
+    d7.send(r#"{"type":"driver.cmd.trip_decline","data":{"tripId":"t1"},"id":"b"}"#);
+    let v: serde_json::Value = serde_json::from_str(&d7.recv()).unwrap();
+    assert_eq!(
+        (&v["type"], &v["code"], &v["id"]),
+        (&"error".into(), &"upstream_unavailable".into(), &"b".into()),
+        "{v}"
+    );
+    assert_eq!(metric(addr, "corecast_amqp_published_total"), 1.0);
 
     // Without [amqp] there is no bridge.
     let plain_server = Server::start(&[]);

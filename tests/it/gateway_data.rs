@@ -206,6 +206,41 @@ fn gateway_data_owner_field() {
     );
 }
 
+/// With prefetch 4 the broker hands out 4 deliveries until they are acknowledged: a delivery
+/// whose ack is never sent (say, one waiting for a worker's answer that never comes) stalls
+/// the node after four. Devices of each user on both workers.
+#[test]
+fn gateway_data_acks_keep_flowing() {
+    let Some(rabbit) = shared_rabbit() else {
+        return;
+    };
+    let exchange = unique("trip");
+    let mut cfg = Ride::new(&rabbit.url(), &exchange);
+    cfg.prefetch = 4;
+    let node = Node::start(&cfg, &unique("acks"), &[]);
+    let svc = Service::connect(&rabbit.url());
+    let (users, per_user) = (8, 10);
+    let mut devices: Vec<_> = (0..users)
+        .flat_map(|u| (0..3).map(move |_| u))
+        .map(|u| node.device(&format!("/ws/riders?userID=u{u}")))
+        .collect();
+    for i in 0..per_user {
+        for u in 0..users {
+            let b = body(&format!("u{u}"), &i.to_string());
+            svc.publish(&exchange, "trip.event.x", b.as_bytes(), None);
+        }
+    }
+    for d in &mut devices {
+        for i in 0..per_user {
+            d.expect(&frame("trip.event.x", &i.to_string()));
+        }
+    }
+    assert_eq!(
+        metric(node.addr(), "corecast_amqp_delivered_total"),
+        f64::from(users * per_user)
+    );
+}
+
 /// A string as Go's `encoding/json` writes it (it escapes `<`, `>` and `&` for HTML, control
 /// characters as `\u00XX` but for `\n`, `\r`, `\t`, and U+2028/U+2029).
 fn go_string(s: &str) -> String {

@@ -1,11 +1,11 @@
 //! Two gateway nodes on one broker (each with its own queue, bound to the same keys): every
 //! device of an owner gets each event exactly once, whichever node it is connected to; and a
 //! node that restarts within the queue's `x-expires` gets what was published while it was
-//! down, delivered to the devices connected to it when it comes back.
+//! down, and holds it for the devices that reconnect within its start grace
+//! (`--amqp-grace`).
 
-use crate::chat_client::health;
 use crate::cluster::metric;
-use crate::gateway::{body, frame, shared_rabbit, unique, wait_amqp, wait_for, Gate, Node, Ride};
+use crate::gateway::{body, frame, shared_rabbit, unique, wait_for, Node, Ride};
 use crate::rabbit::Service;
 
 #[test]
@@ -70,15 +70,10 @@ fn gateway_nodes_restart_gets_backlog() {
     };
     let exchange = unique("trip");
     let svc = Service::connect(&rabbit.url());
-    let a = Node::start(&Ride::new(&rabbit.url(), &exchange), &unique("node-a"), &[]);
-    // Node b reaches the broker through a gate, closed while b restarts, so that its device is
-    // connected before b consumes. (Without it, whether the device or the backlog comes first
-    // is a race; a real device that reconnects after a backoff loses it, and the backlog is
-    // counted undelivered.)
-    let gate = Gate::new(rabbit.port, true);
-    let cfg_b = Ride::new(&gate.url(), &exchange);
+    let cfg = Ride::new(&rabbit.url(), &exchange);
+    let a = Node::start(&cfg, &unique("node-a"), &[]);
     let b_id = unique("node-b");
-    let mut b = Node::start(&cfg_b, &b_id, &[]);
+    let mut b = Node::start(&cfg, &b_id, &[]);
     let queue_b = b.queue();
 
     let mut on_a = a.device("/ws/riders?userID=rider-1");
@@ -107,18 +102,23 @@ fn gateway_nodes_restart_gets_backlog() {
     for i in 1..=5 {
         on_a.expect(&frame("trip.event.x", &i.to_string()));
     }
-    wait_for("b's queue holds the five", || svc.ready(&queue_b) == 5);
+    // (And the 0 again if b's ack for it was still on its way: at least once.)
+    wait_for("b's queue holds the five", || svc.ready(&queue_b) >= 5);
 
-    // b comes back (same node id: same queue); its device reconnects; then the broker.
-    gate.set_open(false);
-    let b = Node::spawn(&cfg_b, &b_id, &[]);
-    assert_eq!(health(b.addr())["amqp"], "down");
+    // b comes back under its id (same queue) with a start grace: it takes its backlog from
+    // the broker at once but holds it; the device that reconnects meanwhile gets it.
+    let b = Node::start(&cfg, &b_id, &["--amqp-grace", "8s"]);
+    wait_for("b took its backlog", || svc.ready(&queue_b) == 0);
+    assert_eq!(metric(b.addr(), "corecast_amqp_consumed_total"), 0.0);
     let mut on_b = b.device("/ws/riders?userID=rider-1");
-    gate.set_open(true);
-    wait_amqp(b.addr(), "up");
-    for i in 1..=5 {
-        on_b.expect(&frame("trip.event.x", &i.to_string()));
+    let mut got = on_b.until(&frame("trip.event.x", "5"));
+    if got.first() == Some(&frame("trip.event.x", "0")) {
+        got.remove(0);
     }
+    let want: Vec<String> = (1..5)
+        .map(|i| frame("trip.event.x", &i.to_string()))
+        .collect();
+    assert_eq!(got, want);
     // Nothing twice, on either node.
     svc.publish(
         &exchange,
@@ -128,6 +128,7 @@ fn gateway_nodes_restart_gets_backlog() {
     );
     on_a.expect(&frame("trip.event.x", "6"));
     on_b.expect(&frame("trip.event.x", "6"));
-    wait_for("b's queue drained", || svc.ready(&queue_b) == 0);
-    assert_eq!(metric(b.addr(), "corecast_amqp_delivered_total"), 6.0);
+    let delivered = metric(b.addr(), "corecast_amqp_delivered_total");
+    assert!(delivered == 6.0 || delivered == 7.0, "{delivered}");
+    assert_eq!(metric(b.addr(), "corecast_amqp_undelivered_total"), 0.0);
 }

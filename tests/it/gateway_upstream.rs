@@ -35,7 +35,7 @@ fn gateway_upstream_rules() {
     };
     let exchange = unique("trip");
     // Through a gate, to hold the broker's confirms later.
-    let gate = Gate::new(rabbit.port, true);
+    let gate = Gate::new(rabbit.port);
     let node = Node::start(&Ride::new(&gate.url(), &exchange), &unique("up"), &[]);
     let svc = Service::connect(&rabbit.url());
     // Whatever a client could publish lands here.

@@ -27,6 +27,7 @@ mod gateway_data;
 mod gateway_lifecycle;
 mod gateway_malformed;
 mod gateway_nodes;
+mod gateway_offline;
 mod gateway_outage;
 mod gateway_ride;
 mod gateway_upstream;
