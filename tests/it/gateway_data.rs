@@ -206,6 +206,37 @@ fn gateway_data_owner_field() {
     );
 }
 
+/// A device is owed every event published after its client saw the 101: 100 devices, each
+/// sent an event the moment its upgrade completes. (Written to the socket before the
+/// application's `on_open` had registered the device, the 101 let some events through to
+/// nobody: 7 of 1,500 with the CPU contended, counted undelivered. tests/reactor_open.rs
+/// checks the order itself, deterministically.)
+#[test]
+fn gateway_data_from_the_first_moment() {
+    let Some(rabbit) = shared_rabbit() else {
+        return;
+    };
+    let exchange = unique("trip");
+    let node = Node::start(
+        &Ride::new(&rabbit.url(), &exchange),
+        &unique("first"),
+        &["--conn-rate", "65535", "--conn-burst", "65535"],
+    );
+    let svc = Service::connect(&rabbit.url());
+    let mut open = std::collections::VecDeque::new();
+    for i in 0..100 {
+        let user = format!("rider-{i}");
+        let mut d = node.device(&format!("/ws/riders?userID={user}"));
+        svc.publish(&exchange, "trip.event.x", body(&user, "1").as_bytes(), None);
+        d.expect(&frame("trip.event.x", "1"));
+        open.push_back(d);
+        if open.len() > 50 {
+            open.pop_front();
+        }
+    }
+    assert_eq!(metric(node.addr(), "corecast_amqp_undelivered_total"), 0.0);
+}
+
 /// With prefetch 4 the broker hands out 4 deliveries until they are acknowledged: a delivery
 /// whose ack is never sent (say, one waiting for a worker's answer that never comes) stalls
 /// the node after four. Devices of each user on both workers.
