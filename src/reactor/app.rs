@@ -111,8 +111,9 @@ pub trait App: Sized + 'static {
         cx: &mut Cx<'_, Self::Conn, Self::PeerMsg>,
     ) -> Decision<Self::Conn>;
 
-    /// The 101 is queued; the connection is open. `conn` is out of the slab during the call:
-    /// [`Cx::state`] does not see it.
+    /// The connection is open; its client sees the 101 only after this returns (what this
+    /// sets up is in place when the client acts on it), and frames this queues go after the
+    /// 101. `conn` is out of the slab during the call: [`Cx::state`] does not see it.
     fn on_open(
         &mut self,
         id: ConnId,

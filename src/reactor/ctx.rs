@@ -122,7 +122,7 @@ pub(crate) struct Ctx<P> {
     pub(crate) deflate: WorkerDeflate,
     /// Scratch for inflated messages.
     pub(crate) inflated: Vec<u8>,
-    /// Scratch for a response written at once ([`Ctx::write_now`]).
+    /// Scratch for a response written at once ([`Ctx::write_first`]).
     pub(crate) scratch: Vec<u8>,
     /// Every worker's inbox, this one's included (indexed by worker id).
     pub(crate) peers: Arc<[Peer<P>]>,
@@ -217,19 +217,23 @@ impl<P> Ctx<P> {
         conn.out.get_or_insert_with(|| self.queues.get())
     }
 
-    /// Writes `bytes` to the socket now when nothing is queued before them (a handshake's
-    /// 101), queueing only what the socket did not take: a burst of handshakes borrows no
-    /// buffer from the pool (which would keep them) for answers the kernel takes at once.
-    pub(crate) fn write_now<S>(&mut self, key: usize, conn: &mut Conn<S>, bytes: &[u8]) {
+    /// Puts `bytes` (a handshake's 101) before anything queued for the connection: written
+    /// to the socket now when nothing is queued, queueing only what the socket did not take
+    /// (a burst of handshakes borrows no buffer from the pool, which would keep them, for
+    /// answers the kernel takes at once); in front of the queue otherwise (frames the
+    /// application queued in `on_open`, not written yet).
+    pub(crate) fn write_first<S>(&mut self, key: usize, conn: &mut Conn<S>, bytes: &[u8]) {
+        if let Some(q) = conn.out.as_mut() {
+            q.push_front_owned(&mut self.bufs, bytes);
+            return;
+        }
         let mut written = 0;
-        if conn.out.is_none() {
-            let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
-            // An error (or would-block) leaves it all to the queue: the flush reports it.
-            if let Ok(n) = std::io::Write::write(&mut sock, bytes) {
-                written = n;
-                conn.out_progress = self.now;
-                stats::add(&self.stats.bytes_out, n as u64);
-            }
+        let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
+        // An error (or would-block) leaves it all to the queue: the flush reports it.
+        if let Ok(n) = std::io::Write::write(&mut sock, bytes) {
+            written = n;
+            conn.out_progress = self.now;
+            stats::add(&self.stats.bytes_out, n as u64);
         }
         if let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
             let q = self.queue(key, conn);

@@ -222,8 +222,6 @@ impl<A: App> Worker<A> {
                 let mut accept = std::mem::take(&mut self.ctx.scratch);
                 accept.clear();
                 write_accept(&mut accept, &upgrade, None, ext);
-                self.ctx.write_now(key, conn, &accept);
-                self.ctx.scratch = accept;
                 conn.deflate = negotiated.map(|(p, _)| Box::new(ConnDeflate::new(p)));
                 conn.phase = Phase::Open;
                 conn.limit = max_message.min(u32::MAX as usize) as u32;
@@ -233,9 +231,17 @@ impl<A: App> Worker<A> {
                 let mut state = state;
                 let (app, mut cx) = self.cx();
                 app.on_open(id, &mut state, &mut cx);
+                // The 101 only after `on_open`: a client may act on it at once (a gateway
+                // device is owed every event published after it sees the 101), so what
+                // `on_open` sets up must be in place before; what `on_open` queued goes after
+                // the 101.
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.app = Some(state);
+                    if conn.phase != Phase::Closed {
+                        self.ctx.write_first(key, conn, &accept);
+                    }
                 }
+                self.ctx.scratch = accept;
                 Some(head.head_len)
             }
         }
