@@ -300,6 +300,8 @@ impl Device {
                 Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
                 Ok(Message::Ping(_) | Message::Pong(_)) => {}
                 Ok(m) => panic!("{}: unexpected {m:?}", self.path),
+                // A signal (a child of the test process ending) cut a timed read short.
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(
                         e.kind(),
@@ -413,6 +415,7 @@ impl Device {
                     return (f.map_or(1005, |f| u16::from(f.code)), before);
                 }
                 Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => panic!("{}: no close frame: {e} (before: {before:?})", self.path),
             }
         }
@@ -432,6 +435,7 @@ impl Device {
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return
                 }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(
                         e.kind(),
@@ -546,7 +550,9 @@ fn pump(
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
             Err(_) => break,
         }

@@ -27,7 +27,10 @@ fn hget(redis: &Redis, key: &str, field: &str) -> Option<i64> {
     let mut buf = [0u8; 256];
     // `$-1\r\n`, or `$N\r\n<N bytes>\r\n`.
     loop {
-        let n = s.read(&mut buf).expect("read");
+        let n = match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.expect("read"),
+        };
         assert!(n > 0, "redis closed");
         reply.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&reply).into_owned();
