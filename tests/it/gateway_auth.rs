@@ -1,14 +1,17 @@
 //! Who may open a gateway endpoint with `--jwt-secret`: a token holding one of the endpoint's
 //! `roles` (the `role` claim or the `roles` array) gets in, any other token gets 403 before the
 //! upgrade, no token or a bad one 401; the token's `sub` is the user (the endpoint's
-//! `query:userID` is then ignored), for deliveries and upstream alike. Without `[amqp]`,
-//! `/health` says `"amqp":"off"`.
+//! `query:userID` is then ignored), for deliveries and upstream alike; an upstream message the
+//! broker does not take (no queue bound: returned; a full queue: nacked) is answered
+//! `upstream_unavailable`. Without `[amqp]`, `/health` says `"amqp":"off"`.
 
 use std::process::Command;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
 
 use crate::chat_client::health;
 use crate::cluster::metric;
@@ -144,6 +147,41 @@ fn gateway_auth_roles_with_jwt() {
         "{v}"
     );
     assert_eq!(metric(addr, "corecast_amqp_published_total"), 1.0);
+    // (And the gateway.connected of the two drivers: nobody binds them either.)
+    assert_eq!(metric(addr, "corecast_amqp_unroutable_total"), 3.0);
+    // A queue that refuses it: the broker nacks the publish, the client hears so too.
+    let full = unique("full");
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    svc.rt.block_on(async {
+        svc.ch
+            .queue_declare(&full, QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        svc.ch
+            .queue_bind(
+                &full,
+                &exchange,
+                "driver.cmd.trip_decline",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    });
+    d7.send(r#"{"type":"driver.cmd.trip_decline","data":{"tripId":"t1"},"id":"n"}"#);
+    let v: serde_json::Value = serde_json::from_str(&d7.recv()).unwrap();
+    assert_eq!(
+        (&v["type"], &v["code"], &v["id"]),
+        (&"error".into(), &"upstream_unavailable".into(), &"n".into()),
+        "{v}"
+    );
+    assert_eq!(metric(addr, "corecast_amqp_publish_failed_total"), 4.0);
+    assert_eq!(metric(addr, "corecast_amqp_unroutable_total"), 3.0);
 
     // Without [amqp] there is no bridge.
     let plain_server = Server::start(&[]);
