@@ -8,7 +8,6 @@
 //! reads, sends and matches ids.
 
 use std::collections::VecDeque;
-use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,33 +92,11 @@ impl Client {
     /// Reads one message from the socket (not from the pending ones), skipping pings and
     /// pongs. `None` on timeout; a close frame or an error fails the test.
     fn read_socket(&mut self) -> Option<Value> {
-        loop {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => {
-                    let v: Value = serde_json::from_str(t.as_str())
-                        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {t}", self.user));
-                    assert!(v.is_object(), "{}: not an object: {t}", self.user);
-                    return Some(v);
-                }
-                Ok(Message::Ping(_) | Message::Pong(_)) => {}
-                Ok(m) => panic!(
-                    "{}: unexpected {m:?} (pending {:?})",
-                    self.user, self.pending
-                ),
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                Err(e) => panic!(
-                    "{}: read failed: {e} (pending {:?})",
-                    self.user, self.pending
-                ),
-            }
-        }
+        let t = crate::harness::read_text(&mut self.ws, &self.user, &self.pending)?;
+        let v: Value = serde_json::from_str(&t)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {t}", self.user));
+        assert!(v.is_object(), "{}: not an object: {t}", self.user);
+        Some(v)
     }
 
     /// The next message (pending first); fails after [`READ_TIMEOUT`].

@@ -295,27 +295,7 @@ impl Device {
             .get_mut()
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .expect("timeout");
-        loop {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-                Ok(Message::Ping(_) | Message::Pong(_)) => {}
-                Ok(m) => panic!("{}: unexpected {m:?}", self.path),
-                // A signal (a child of the test process ending) cut a timed read short.
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None
-                }
-                Err(e) => panic!(
-                    "{}: read failed: {e} (pending {:?})",
-                    self.path, self.pending
-                ),
-            }
-        }
+        crate::harness::read_text(&mut self.ws, &self.path, &self.pending)
     }
 
     /// The next message (pending first); fails after [`READ_TIMEOUT`].

@@ -6,11 +6,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::{metric, wait_relay, Redis};
 use crate::gateway::{body, frame, shared_rabbit, unique, wait_for, Node, Ride};
-use crate::rabbit::Service;
+use crate::rabbit::{Rabbit, Service};
 
 /// `HGET key field` on `redis` as an integer (`None` when absent).
 fn hget(redis: &Redis, key: &str, field: &str) -> Option<i64> {
@@ -44,27 +45,59 @@ fn hget(redis: &Redis, key: &str, field: &str) -> Option<i64> {
     }
 }
 
+/// A broker (shared), a fresh Redis and the ride-sharing configuration with `store_offline`,
+/// under a prefix of its own; `None` (skip) when a server is not installed.
+struct Offline {
+    rabbit: Arc<Rabbit>,
+    exchange: String,
+    redis: Redis,
+    cfg: Ride,
+    url: String,
+    prefix: String,
+}
+
+impl Offline {
+    fn start() -> Option<Offline> {
+        let rabbit = shared_rabbit()?;
+        let redis = Redis::start()?;
+        let exchange = unique("trip");
+        let mut cfg = Ride::new(&rabbit.url(), &exchange);
+        cfg.store_offline = true;
+        Some(Offline {
+            rabbit,
+            exchange,
+            url: redis.url(),
+            redis,
+            cfg,
+            prefix: unique("gw"),
+        })
+    }
+
+    /// A node `id` of this setup, joined to its Redis.
+    fn node(&self, id: &str) -> Node {
+        let flags = [
+            "--redis-url",
+            self.url.as_str(),
+            "--redis-prefix",
+            self.prefix.as_str(),
+        ];
+        Node::start(&self.cfg, id, &flags)
+    }
+}
+
 #[test]
 fn gateway_offline_stored_once_cluster_wide() {
-    let Some(rabbit) = shared_rabbit() else {
+    let Some(setup) = Offline::start() else {
         return;
     };
-    let Some(redis) = Redis::start() else {
-        return;
-    };
-    let exchange = unique("trip");
-    let mut cfg = Ride::new(&rabbit.url(), &exchange);
-    cfg.store_offline = true;
-    let prefix = unique("gw");
-    let url = redis.url();
-    let flags = [
-        "--redis-url",
-        url.as_str(),
-        "--redis-prefix",
-        prefix.as_str(),
-    ];
-    let a = Node::start(&cfg, &unique("node-a"), &flags);
-    let b = Node::start(&cfg, &unique("node-b"), &flags);
+    let (rabbit, exchange, prefix) = (
+        setup.rabbit.clone(),
+        setup.exchange.clone(),
+        setup.prefix.clone(),
+    );
+    let redis = &setup.redis;
+    let a = setup.node(&unique("node-a"));
+    let b = setup.node(&unique("node-b"));
     for n in [&a, &b] {
         wait_relay(n.addr(), "up");
     }
@@ -74,7 +107,7 @@ fn gateway_offline_stored_once_cluster_wide() {
     let mut rider2 = b.device("/ws/riders?userID=rider-2");
     let counted = |user: &str, n: i64| {
         wait_for(&format!("{user}'s devices counted in Redis"), || {
-            hget(&redis, &format!("{prefix}:gwconns"), user) == Some(n)
+            hget(redis, &format!("{prefix}:gwconns"), user) == Some(n)
         })
     };
     counted("rider-2", 1);
@@ -155,26 +188,13 @@ fn gateway_offline_stored_once_cluster_wide() {
 /// it was down, and stores none of it again.
 #[test]
 fn gateway_offline_restarted_node_stores_nothing_twice() {
-    let Some(rabbit) = shared_rabbit() else {
+    let Some(setup) = Offline::start() else {
         return;
     };
-    let Some(redis) = Redis::start() else {
-        return;
-    };
-    let exchange = unique("trip");
-    let mut cfg = Ride::new(&rabbit.url(), &exchange);
-    cfg.store_offline = true;
-    let prefix = unique("gw");
-    let url = redis.url();
-    let flags = [
-        "--redis-url",
-        url.as_str(),
-        "--redis-prefix",
-        prefix.as_str(),
-    ];
-    let a = Node::start(&cfg, &unique("node-a"), &flags);
+    let (rabbit, exchange) = (setup.rabbit.clone(), setup.exchange.clone());
+    let a = setup.node(&unique("node-a"));
     let b_id = unique("node-b");
-    let mut b = Node::start(&cfg, &b_id, &flags);
+    let mut b = setup.node(&b_id);
     let queue_b = b.queue();
     for n in [&a, &b] {
         wait_relay(n.addr(), "up");
@@ -196,7 +216,7 @@ fn gateway_offline_restarted_node_stores_nothing_twice() {
     wait_for("a stored both", || metric(a.addr(), stored) == 2.0);
     wait_for("b's queue kept both", || svc.ready(&queue_b) == 2);
 
-    let b = Node::start(&cfg, &b_id, &flags);
+    let b = setup.node(&b_id);
     wait_relay(b.addr(), "up");
     wait_for("b settled its backlog", || {
         metric(

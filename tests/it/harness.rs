@@ -499,3 +499,30 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(31) ^ (i >> 16) as u8)
         .collect()
 }
+
+/// Reads one text message from `ws` (pings and pongs skipped, a read cut short by a signal
+/// read again); `None` when the socket's read timeout passed. A close or anything but text
+/// fails the test, naming `who` and what it had `pending`.
+pub fn read_text(
+    ws: &mut tungstenite::WebSocket<std::net::TcpStream>,
+    who: &str,
+    pending: &dyn std::fmt::Debug,
+) -> Option<String> {
+    use std::io::ErrorKind;
+    use tungstenite::Message;
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(m) => panic!("{who}: unexpected {m:?} (pending {pending:?})"),
+            // A signal (a child of the test process ending) cut a timed read short.
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                return None
+            }
+            Err(e) => panic!("{who}: read failed: {e} (pending {pending:?})"),
+        }
+    }
+}
