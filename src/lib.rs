@@ -23,6 +23,7 @@ pub mod config;
 pub mod guard;
 pub mod http;
 pub mod hub;
+pub mod link;
 pub mod reactor;
 pub mod relay;
 pub mod ws;

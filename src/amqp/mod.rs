@@ -29,7 +29,7 @@ pub mod command;
 mod thread;
 pub mod topic;
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -290,27 +290,7 @@ pub enum AmqpEvent {
 }
 
 /// The bridge's connection state, as `/health` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum AmqpState {
-    /// No bridge configured.
-    Off = 0,
-    /// Connected, topology declared, consuming.
-    Up = 1,
-    /// Configured, not connected (yet or any more).
-    Down = 2,
-}
-
-impl AmqpState {
-    /// `off`, `up`, `down`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Up => "up",
-            Self::Down => "down",
-        }
-    }
-}
+pub type AmqpState = crate::link::LinkState;
 
 /// The bridge's counters (written by the bridge thread or the workers, read by `/metrics`).
 #[derive(Debug, Default)]
@@ -343,7 +323,7 @@ pub struct AmqpStats {
 /// What the bridge thread shares with everyone: state and counters.
 #[derive(Debug)]
 pub struct AmqpShared {
-    state: AtomicU8,
+    state: crate::link::StateCell,
     /// Counters.
     pub stats: AmqpStats,
 }
@@ -351,21 +331,18 @@ pub struct AmqpShared {
 impl AmqpShared {
     fn new() -> Self {
         Self {
-            state: AtomicU8::new(AmqpState::Down as u8),
+            state: crate::link::StateCell::default(),
             stats: AmqpStats::default(),
         }
     }
 
     /// The connection state (`Up` or `Down`: a bridge that exists is configured).
     pub fn state(&self) -> AmqpState {
-        match self.state.load(Relaxed) {
-            1 => AmqpState::Up,
-            _ => AmqpState::Down,
-        }
+        self.state.get()
     }
 
     fn set_state(&self, s: AmqpState) {
-        self.state.store(s as u8, Relaxed);
+        self.state.set(s);
     }
 }
 

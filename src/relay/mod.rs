@@ -17,7 +17,7 @@ pub mod resp;
 mod thread;
 pub mod url;
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,27 +135,7 @@ pub enum RelayEvent {
 }
 
 /// The relay's connection state, as `/health` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RelayState {
-    /// No `--redis-url`.
-    Off = 0,
-    /// Connected.
-    Up = 1,
-    /// Configured, not connected (yet or any more).
-    Down = 2,
-}
-
-impl RelayState {
-    /// `off`, `up`, `down`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Up => "up",
-            Self::Down => "down",
-        }
-    }
-}
+pub type RelayState = crate::link::LinkState;
 
 /// The relay's counters (written by the relay thread or the workers, read by `/metrics`).
 #[derive(Debug, Default)]
@@ -184,7 +164,7 @@ pub struct RelayStats {
 /// What the relay thread shares with everyone: state, counters, round-trip times.
 #[derive(Debug)]
 pub struct RelayShared {
-    state: AtomicU8,
+    state: crate::link::StateCell,
     /// Counters.
     pub stats: RelayStats,
     /// Command round trips, microseconds.
@@ -194,7 +174,7 @@ pub struct RelayShared {
 impl RelayShared {
     fn new() -> Self {
         Self {
-            state: AtomicU8::new(RelayState::Down as u8),
+            state: crate::link::StateCell::default(),
             stats: RelayStats::default(),
             rtt: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 2)
@@ -206,14 +186,11 @@ impl RelayShared {
 
     /// The connection state.
     pub fn state(&self) -> RelayState {
-        match self.state.load(Relaxed) {
-            1 => RelayState::Up,
-            _ => RelayState::Down,
-        }
+        self.state.get()
     }
 
     fn set_state(&self, s: RelayState) {
-        self.state.store(s as u8, Relaxed);
+        self.state.set(s);
     }
 
     fn record_rtt(&self, d: Duration) {
