@@ -29,6 +29,11 @@ use crate::ws::close::encode_close_payload;
 use crate::ws::frame::{encode_frame, HeaderRules, RSV1};
 use crate::ws::{CloseCode, DataKind, MessageLimits, OpCode};
 
+/// `Ctx::cork_key` while no connection's input is being handled.
+pub(crate) const NO_CORK: usize = usize::MAX;
+/// Bytes a connection's own replies may take in the cork before they go to its queue.
+const CORK_LIMIT: usize = 64 << 10;
+
 /// What a worker's inbox carries.
 #[derive(Debug)]
 pub(crate) enum Inbox<P> {
@@ -122,8 +127,16 @@ pub(crate) struct Ctx<P> {
     pub(crate) deflate: WorkerDeflate,
     /// Scratch for inflated messages.
     pub(crate) inflated: Vec<u8>,
-    /// Scratch for a response written at once ([`Ctx::write_first`]).
+    /// Scratch for a handshake's 101 ([`Ctx::write_first`]).
     pub(crate) scratch: Vec<u8>,
+    /// The connection whose input is being handled ([`NO_CORK`] between reads): what it
+    /// sends itself goes into `cork`, written straight to its socket after the read.
+    pub(crate) cork_key: usize,
+    /// Output of `cork_key`, at most [`CORK_LIMIT`] bytes plus one frame. Invariant: empty,
+    /// or `cork_key`'s connection has no output queue (whatever would take the queue moves
+    /// these bytes into it first, so order is kept). Reused: the hot path writes a reply
+    /// from one warm buffer instead of a pooled one per connection.
+    pub(crate) cork: Vec<u8>,
     /// Every worker's inbox, this one's included (indexed by worker id).
     pub(crate) peers: Arc<[Peer<P>]>,
     /// Peers sent something this iteration: woken once at its end.
@@ -167,6 +180,8 @@ impl<P> Ctx<P> {
             ),
             inflated: Vec::new(),
             scratch: Vec::new(),
+            cork_key: NO_CORK,
+            cork: Vec::new(),
             peers,
             to_wake: vec![false; n],
             local: VecDeque::new(),
@@ -209,35 +224,77 @@ impl<P> Ctx<P> {
     }
 
     /// The connection's output queue (taken from the pool if it had none), marked for flush.
+    /// What the connection had corked moves into it first.
     pub(crate) fn queue<'c, S>(&mut self, key: usize, conn: &'c mut Conn<S>) -> &'c mut OutQueue {
         self.mark_dirty(key, conn);
         if conn.out.is_none() {
             conn.out_progress = self.now;
         }
-        conn.out.get_or_insert_with(|| self.queues.get())
+        let q = conn.out.get_or_insert_with(|| self.queues.get());
+        if key == self.cork_key && !self.cork.is_empty() {
+            let cork = &self.cork;
+            q.push_owned(&mut self.bufs, |v| v.extend_from_slice(cork));
+            self.cork.clear();
+        }
+        q
     }
 
-    /// Puts `bytes` (a handshake's 101) before anything queued for the connection: written
-    /// to the socket now when nothing is queued, queueing only what the socket did not take
-    /// (a burst of handshakes borrows no buffer from the pool, which would keep them, for
-    /// answers the kernel takes at once); in front of the queue otherwise (frames the
-    /// application queued in `on_open`, not written yet).
+    /// Writes what `key` corked while its input was handled (one send(2) for all its
+    /// replies to one read), queueing what the socket does not take. Ends the cork.
+    pub(crate) fn uncork<S>(&mut self, key: usize, conn: Option<&mut Conn<S>>) {
+        self.cork_key = NO_CORK;
+        if self.cork.is_empty() {
+            return;
+        }
+        let Some(conn) = conn.filter(|c| c.phase != Phase::Closed) else {
+            self.cork.clear();
+            return;
+        };
+        let mut written = 0;
+        let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
+        let failed = loop {
+            match std::io::Write::write(&mut sock, &self.cork) {
+                Ok(n) => {
+                    written = n;
+                    break false;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        };
+        if failed {
+            self.cork.clear();
+            self.close_now(key, conn);
+            return;
+        }
+        if written > 0 {
+            conn.out_progress = self.now;
+            stats::add(&self.stats.bytes_out, written as u64);
+        }
+        if written < self.cork.len() {
+            self.mark_dirty(key, conn);
+            if conn.out.is_none() {
+                conn.out_progress = self.now;
+            }
+            let q = conn.out.get_or_insert_with(|| self.queues.get());
+            let rest = &self.cork[written..];
+            q.push_owned(&mut self.bufs, |v| v.extend_from_slice(rest));
+        }
+        self.cork.clear();
+    }
+
+    /// Puts `bytes` (a handshake's 101) before anything the connection sent: at the front
+    /// of its cork while the read that brought the request is handled (written at once with
+    /// what `App::on_open` sent, when the read ends, and a burst of handshakes borrows no
+    /// buffer from the pool, which would keep them); in front of its queue when it has one.
     pub(crate) fn write_first<S>(&mut self, key: usize, conn: &mut Conn<S>, bytes: &[u8]) {
         if let Some(q) = conn.out.as_mut() {
             q.push_front_owned(&mut self.bufs, bytes);
-            return;
-        }
-        let mut written = 0;
-        let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
-        // An error (or would-block) leaves it all to the queue: the flush reports it.
-        if let Ok(n) = std::io::Write::write(&mut sock, bytes) {
-            written = n;
-            conn.out_progress = self.now;
-            stats::add(&self.stats.bytes_out, n as u64);
-        }
-        if let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
+        } else if key == self.cork_key {
+            self.cork.splice(0..0, bytes.iter().copied());
+        } else {
             let q = self.queue(key, conn);
-            q.push_owned(&mut self.bufs, |v| v.extend_from_slice(rest));
+            q.push_owned(&mut self.bufs, |v| v.extend_from_slice(bytes));
         }
     }
 
@@ -248,8 +305,9 @@ impl<P> Ctx<P> {
         }
     }
 
-    /// One data message into the connection's own queue (a pooled buffer), compressed for
-    /// it when it negotiated permessage-deflate.
+    /// One data message for the connection, compressed for it when it negotiated
+    /// permessage-deflate: into the cork when it answers the input being handled and
+    /// nothing is queued, else into its queue (a pooled buffer).
     pub(crate) fn send_owned<S>(
         &mut self,
         key: usize,
@@ -260,12 +318,25 @@ impl<P> Ctx<P> {
         if conn.phase != Phase::Open {
             return SendStatus::Gone;
         }
-        let now = self.now;
-        self.mark_dirty(key, conn);
-        if conn.out.is_none() {
-            conn.out_progress = now;
+        if key == self.cork_key
+            && conn.out.is_none()
+            && self.cork.len() + payload.len() <= CORK_LIMIT
+        {
+            // A reply to the input being handled, nothing queued before it: no queue, no
+            // pooled buffer, no flush-list entry (written when the read is handled).
+            match conn.deflate.as_deref_mut() {
+                None => encode_frame(&mut self.cork, kind.opcode(), 0, payload),
+                Some(cd) => self
+                    .deflate
+                    .encode_message(Some(cd), kind, payload, &mut self.cork),
+            }
+            stats::add(&self.stats.messages_out, 1);
+            return SendStatus::Queued;
         }
-        let q = conn.out.get_or_insert_with(|| self.queues.get());
+        self.queue(key, conn);
+        let Some(q) = conn.out.as_deref_mut() else {
+            return SendStatus::Gone; // unreachable: `queue` made it
+        };
         let before = q.len();
         match conn.deflate.as_deref_mut() {
             // The common case: no per-message compression check, a plain frame.
@@ -328,11 +399,10 @@ impl<P> Ctx<P> {
                 self.queue(key, conn).push_shared(frame);
             }
             Some(_) => {
-                self.mark_dirty(key, conn);
-                if conn.out.is_none() {
-                    conn.out_progress = self.now;
-                }
-                let q = conn.out.get_or_insert_with(|| self.queues.get());
+                self.queue(key, conn);
+                let Some(q) = conn.out.as_deref_mut() else {
+                    return SendStatus::Gone; // unreachable: `queue` made it
+                };
                 let wd = &mut self.deflate;
                 let cd = conn.deflate.as_deref_mut();
                 let kind = msg.kind();
@@ -498,6 +568,9 @@ impl<P> Ctx<P> {
             return;
         }
         conn.phase = Phase::Closed;
+        if key == self.cork_key {
+            self.cork.clear();
+        }
         if let Some(q) = conn.out.take() {
             self.queues.put(q, &mut self.bufs);
         }

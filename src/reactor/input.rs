@@ -62,7 +62,11 @@ impl<A: App> Worker<A> {
             stats::add(&self.ctx.stats.bytes_in, n as u64);
             let drained = n < buf.len() && !read_closed;
             if !matches!(conn.phase, Phase::Lingering | Phase::Pending) {
+                // What the connection sends itself while this read is handled is corked
+                // and written once, right after (its replies to one read, in one send(2)).
+                self.ctx.cork_key = key;
                 self.handle_read(key, &mut buf[..n]);
+                self.ctx.uncork(key, self.conns.get_mut(key));
             } // else: discard
             if drained {
                 return true;

@@ -4,10 +4,13 @@
 //! Owns the event loop and the life of connections (accept, timers, freeing). Readiness is
 //! edge-triggered: reads and writes go until `WouldBlock` (reads within a per-event budget,
 //! the rest is resumed next iteration), and writable interest is registered only while output
-//! is pending. Output produced while handling one batch of events is corked and flushed at
-//! the end of the iteration, oldest first and at most `FLUSH_BUDGET` connections (or as many
-//! as events were handled) per iteration; the rest go on the next, after a poll that does not
-//! wait, so messages that arrive during a long fan-out join the writes still to come.
+//! is pending. What a connection sends itself while one of its reads is handled (an echo, a
+//! reply, a 101) is corked in one worker buffer and written right after that read. Other
+//! output (fan-out, messages from peers, what the cork could not write) is queued and
+//! flushed at the end of the iteration, oldest first and at most `FLUSH_BUDGET` connections
+//! (or as many as events were handled) per iteration; the rest go on the next, after a poll
+//! that does not wait, so messages that arrive during a long fan-out join the writes still
+//! to come.
 //! Closed connections are freed after the events of an iteration are handled, so a token is
 //! never reused within one batch of events.
 //!
@@ -41,9 +44,9 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const READ_BUF_SIZE: usize = 64 << 10;
 /// Connections flushed per loop iteration before new events are taken in, at least. The
 /// budget is raised to the number of events handled in the iteration, so output a connection
-/// produced for itself (a 101, an echo, a close reply: an owned pooled buffer each) never
-/// piles up faster than it is flushed; only fan-out (shared frames, a few bytes of queue per
-/// recipient) is spread over several iterations.
+/// queued for itself (a close reply, what the cork could not write: an owned pooled buffer
+/// each) never piles up faster than it is flushed; only fan-out (shared frames, a few bytes
+/// of queue per recipient) is spread over several iterations.
 const FLUSH_BUDGET: usize = 256;
 /// Events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
