@@ -2,7 +2,8 @@
 //! gathered in one worker buffer and written right after the read. These tests hold the
 //! promises that buffer must not break, over real sockets with tungstenite as the peer:
 //! order against everything else the connection is sent (shared frames, control frames, the
-//! 101), and no loss when the socket takes only part of it or more than the cork holds.
+//! 101), no loss when the socket takes only part of it or more than the cork holds, and a
+//! connection that ends with a corked answer (a close frame, a refusal) ends at once.
 
 #![allow(clippy::unwrap_used)]
 
@@ -108,6 +109,8 @@ fn start() -> (ServerHandle<()>, SocketAddr) {
         drain_timeout: Duration::from_millis(300),
         // Large enough that a client not reading for a moment is not a slow consumer here.
         send_buffer_limit: 64 << 20,
+        // Long, so that a socket closed or shut down at once is told from one timed out.
+        close_timeout: Duration::from_secs(30),
         ..Config::default()
     };
     let server = Server::bind(cfg).unwrap();
@@ -276,6 +279,46 @@ Sec-WebSocket-Version: 13\r\n\r\n"
         String::from_utf8_lossy(&got)
     );
     assert_eq!(&got[head_end..], want_tail);
+    handle.shutdown();
+    handle.join();
+}
+
+/// Reads until EOF; fails if it does not come within 5 s (the close timeout is 30 s).
+fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .unwrap_or_else(|e| panic!("no EOF within 5 s ({e}): {}", String::from_utf8_lossy(&got)));
+    got
+}
+
+/// The peer's close frame is answered from the cork, and the socket is closed right after
+/// (RFC 6455 §7.1.1: the server closes first), not at the close timeout.
+#[test]
+fn a_close_answered_from_the_cork_closes_the_socket_at_once() {
+    let (handle, addr) = start();
+    let ws = connect(addr);
+    let mut s = ws.into_inner();
+    // A masked close frame with code 1000 (mask 0).
+    s.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).unwrap();
+    assert_eq!(read_to_eof(&mut s), b"\x88\x02\x03\xe8");
+    handle.shutdown();
+    handle.join();
+}
+
+/// A refused request is answered from the cork, then our side is shut down at once.
+#[test]
+fn a_refusal_answered_from_the_cork_shuts_down_at_once() {
+    let (handle, addr) = start();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let got = read_to_eof(&mut s);
+    assert!(
+        got.starts_with(b"HTTP/1.1 400 ") || got.starts_with(b"HTTP/1.1 426 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
     handle.shutdown();
     handle.join();
 }

@@ -31,7 +31,8 @@ use crate::ws::{CloseCode, DataKind, MessageLimits, OpCode};
 
 /// `Ctx::cork_key` while no connection's input is being handled.
 pub(crate) const NO_CORK: usize = usize::MAX;
-/// Bytes a connection's own replies may take in the cork before they go to its queue.
+/// Bytes a connection's own output (replies, control frames, a 101 or an HTTP answer) may
+/// take in the cork before it goes to its queue.
 const CORK_LIMIT: usize = 64 << 10;
 
 /// What a worker's inbox carries.
@@ -279,8 +280,14 @@ impl<P> Ctx<P> {
             let q = conn.out.get_or_insert_with(|| self.queues.get());
             let rest = &self.cork[written..];
             q.push_owned(&mut self.bufs, |v| v.extend_from_slice(rest));
+            self.cork.clear();
+        } else {
+            self.cork.clear();
+            if conn.phase == Phase::Lingering {
+                // An answer or a close frame is out: shut down or close, as a flush would.
+                self.flush(key, conn);
+            }
         }
-        self.cork.clear();
     }
 
     /// Puts `bytes` (a handshake's 101) before anything the connection sent: at the front
@@ -442,9 +449,22 @@ impl<P> Ctx<P> {
         opcode: OpCode,
         payload: &[u8],
     ) {
-        let q = self.queue(key, conn);
         // Control frames are never dropped: they bypass the send-buffer limit.
-        q.push_owned(&mut self.bufs, |v| encode_frame(v, opcode, 0, payload));
+        self.push_own(key, conn, |v| encode_frame(v, opcode, 0, payload));
+    }
+
+    /// Bytes the connection produced itself (a control frame, an HTTP answer): into the
+    /// cork when they answer the input being handled and nothing is queued, else into its
+    /// queue.
+    fn push_own<S>(&mut self, key: usize, conn: &mut Conn<S>, fill: impl FnOnce(&mut Vec<u8>)) {
+        if key == self.cork_key && conn.out.is_none() && self.cork.len() <= CORK_LIMIT {
+            fill(&mut self.cork);
+        } else {
+            self.queue(key, conn);
+            if let Some(q) = conn.out.as_deref_mut() {
+                q.push_owned(&mut self.bufs, fill);
+            }
+        }
     }
 
     /// Sends a close frame and waits for the peer's (close handshake initiated by us).
@@ -492,8 +512,7 @@ impl<P> Ctx<P> {
     /// Answers an HTTP request and closes.
     pub(crate) fn respond<S>(&mut self, key: usize, conn: &mut Conn<S>, response: &Response) {
         tracing::debug!(key, status = response.status.0, "answered");
-        let q = self.queue(key, conn);
-        q.push_owned(&mut self.bufs, |v| response.write_to(v));
+        self.push_own(key, conn, |v| response.write_to(v));
         self.linger(conn);
     }
 

@@ -284,7 +284,9 @@ impl<A: App> Worker<A> {
         if over_limit {
             ctx.total_conns.fetch_sub(1, Ordering::Relaxed);
         }
-        let _ = sock.set_nodelay(true);
+        if !super::accept::NODELAY_INHERITED {
+            let _ = sock.set_nodelay(true);
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = ctx
