@@ -307,6 +307,11 @@ def figures(t, r):
     elif t == "connect":
         x = r.get("connect") or {}
         d.update(abs=x.get("handshakes_per_s"), cpu=x.get("handshakes_per_server_cpu_s"))
+    # Server CPU per operation, split into user space (the server's own code) and kernel.
+    ops = (d["cpu"] or 0) * (srv.get("cpu_s") or 0)
+    if ops > 0 and srv.get("user_s") is not None:
+        d["user_ns"] = srv["user_s"] / ops * 1e9
+        d["kernel_ns"] = (srv["cpu_s"] - srv["user_s"]) / ops * 1e9
     return d
 
 # runs[s][t] = {round: figures}
@@ -406,6 +411,21 @@ for t in tests:
         rows_cpu.append(c)
     rows_ratio.append(q)
 
+# Where each server's CPU per operation goes: user space + kernel (ns).
+rows_split = []
+for t in tests:
+    if t.startswith("idle"):
+        continue
+    row = [labels.get(t, t).replace("/s", ": ns per operation")]
+    for s in present:
+        rs = list(runs[s][t].values())
+        u = mmm([x.get("user_ns") for x in rs])
+        k = mmm([x.get("kernel_ns") for x in rs])
+        row.append(f"{u[0]:.0f} + {k[0]:.0f}" if u and k else "-")
+    rows_split.append(row)
+if all(all(c == "-" for c in r[1:]) for r in rows_split):
+    rows_split = []
+
 others = [s for s in present if s != US]
 rows_us = []
 if US in present and others:
@@ -414,6 +434,13 @@ if US in present and others:
         row = [labels.get(t, t).replace("/s", " per server CPU-second") if not idle else labels[t] + " (lower is better)"]
         for s in others:
             row.append(spread(ratios(US, s, t, "abs" if idle else "cpu"), x2, "×"))
+        rows_us.append(row)
+    for t in tests:
+        if t.startswith("idle") or not rows_split:
+            continue
+        row = [labels.get(t, t).replace("/s", ": user-space CPU per operation (lower is better)")]
+        for s in others:
+            row.append(spread(ratios(US, s, t, "user_ns"), x2, "×"))
         rows_us.append(row)
 
 print(f"Measured {meta['date']} at commit `{meta['commit']}` by `tools/compare.sh` on {meta['cpus']} CPUs "
@@ -434,12 +461,18 @@ print("\n**Absolute** (median p99 latency and server CPU use after the semicolon
 print(table(hdr, rows_abs))
 print("\n**Per server CPU-second** (throughput divided by the CPU time the server process used)\n")
 print(table(hdr, rows_cpu))
+if rows_split:
+    print("\n**Server CPU per operation: user space + kernel** (ns, median over rounds; user space is "
+          "the server's own code, kernel time its syscalls and, on loopback, much of the load "
+          "generator's receive path, which runs inside the server's sends)\n")
+    print(table(hdr, rows_split))
 if BASE in present:
     print(f"\n**Ratio to {BASE}** (server / {BASE} in the same round; median (min–max) over rounds)\n")
     print(table(hdr, rows_ratio))
 if rows_us:
     print(f"\n**corecast against each server, per server CPU-second** (corecast / server in the same "
-          f"round; idle: RSS per connection, lower is better)\n")
+          f"round; idle: RSS per connection, lower is better; user space: corecast's user-space CPU "
+          f"per operation over the server's)\n")
     print(table(["test"] + [names.get(s, s) for s in others], rows_us))
 PY
 )

@@ -313,6 +313,7 @@ fn server_figures(
     ServerFigures {
         pids,
         cpu_secs: (end.cpu_secs - start.cpu_secs).max(0.0),
+        user_secs: (end.user_secs - start.user_secs).max(0.0),
         wall_secs,
         rss_before_kib: before.rss_kib,
         rss_start_kib: start.rss_kib,
@@ -324,6 +325,7 @@ fn server_json(s: &ServerFigures) -> Value {
     json!({
         "pids": s.pids,
         "cpu_s": round3(s.cpu_secs),
+        "user_s": round3(s.user_secs),
         "cpu_util": round3(s.cpu_secs / s.wall_secs.max(1e-9)),
         "rss_before_kib": s.rss_before_kib,
         "rss_start_kib": s.rss_start_kib,

@@ -1,5 +1,5 @@
-//! Samples a process from /proc: CPU time (utime + stime of all its threads, from
-//! /proc/PID/stat) and resident memory (VmRSS from /proc/PID/status). Used for the server under
+//! Samples a process from /proc: CPU time (utime + stime of all its threads, and utime
+//! alone, from /proc/PID/stat) and resident memory (VmRSS from /proc/PID/status). Used for the server under
 //! test (`--server-pid`) and for the load generator's own CPU use.
 
 use anyhow::{bail, Context, Result};
@@ -10,6 +10,9 @@ use std::fs;
 pub struct ProcSample {
     /// user + system CPU, in seconds.
     pub cpu_secs: f64,
+    /// user CPU alone, in seconds (what the program's own code costs; the rest is the kernel
+    /// working for it: syscalls, and on loopback the peer's receive path too).
+    pub user_secs: f64,
     /// Resident set size, in KiB.
     pub rss_kib: u64,
 }
@@ -18,12 +21,14 @@ pub struct ProcSample {
 pub fn sample(pid: &str) -> Result<ProcSample> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("cannot read /proc/{pid}/stat (is the process running?)"))?;
-    let ticks = parse_cpu_ticks(&stat)?;
+    let (utime, stime) = parse_cpu_ticks(&stat)?;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     let rss_kib = parse_vm_rss_kib(&status).unwrap_or(0);
+    let hz = crate::sys::clock_ticks_per_sec() as f64;
     Ok(ProcSample {
-        cpu_secs: ticks as f64 / crate::sys::clock_ticks_per_sec() as f64,
+        cpu_secs: (utime + stime) as f64 / hz,
+        user_secs: utime as f64 / hz,
         rss_kib,
     })
 }
@@ -32,11 +37,13 @@ pub fn sample(pid: &str) -> Result<ProcSample> {
 pub fn sample_all(pids: &[u32]) -> Result<ProcSample> {
     let mut total = ProcSample {
         cpu_secs: 0.0,
+        user_secs: 0.0,
         rss_kib: 0,
     };
     for pid in pids {
         let s = sample(&pid.to_string()).with_context(|| format!("server pid {pid}"))?;
         total.cpu_secs += s.cpu_secs;
+        total.user_secs += s.user_secs;
         total.rss_kib += s.rss_kib;
     }
     Ok(total)
@@ -47,9 +54,9 @@ pub fn self_cpu_secs() -> f64 {
     sample("self").map(|s| s.cpu_secs).unwrap_or(0.0)
 }
 
-/// utime + stime (fields 14 and 15) from a /proc/PID/stat line. The command name (field 2) is
+/// utime and stime (fields 14 and 15) from a /proc/PID/stat line. The command name (field 2) is
 /// in parentheses and may contain spaces or ')', so fields are counted after the last ')'.
-pub fn parse_cpu_ticks(stat: &str) -> Result<u64> {
+pub fn parse_cpu_ticks(stat: &str) -> Result<(u64, u64)> {
     let Some(close) = stat.rfind(')') else {
         bail!("malformed /proc stat line");
     };
@@ -61,7 +68,7 @@ pub fn parse_cpu_ticks(stat: &str) -> Result<u64> {
             .and_then(|f| f.parse().ok())
             .with_context(|| format!("no field {n} in /proc stat line"))
     };
-    Ok(field(14)? + field(15)?)
+    Ok((field(14)?, field(15)?))
 }
 
 /// The VmRSS value in KiB from /proc/PID/status text.
@@ -80,7 +87,7 @@ mod tests {
     #[test]
     fn parses_stat_with_odd_command_names() {
         let line = "4242 (my (weird) srv) S 1 4242 4242 0 -1 4194560 500 0 0 0 1234 567 0 0 20 0 3 0 100 1000000 250 18446744073709551615";
-        assert_eq!(parse_cpu_ticks(line).ok(), Some(1234 + 567));
+        assert_eq!(parse_cpu_ticks(line).ok(), Some((1234, 567)));
         assert!(parse_cpu_ticks("garbage").is_err());
     }
 

@@ -139,6 +139,8 @@ pub struct ServerFigures {
     pub pids: Vec<u32>,
     /// CPU seconds the server used during the measured phase.
     pub cpu_secs: f64,
+    /// Of those, user-space seconds (the rest is kernel time).
+    pub user_secs: f64,
     /// Seconds between the two CPU samples.
     pub wall_secs: f64,
     /// RSS before any connection was opened, in KiB.
