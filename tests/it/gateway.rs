@@ -65,8 +65,8 @@ pub fn body(owner: &str, data: &str) -> String {
 
 // ---- the configuration -------------------------------------------------------------------
 
-/// The `[amqp]` table and the two endpoints of the ride-sharing example (as in the issue and
-/// docs/configuration.md), pointed at a test broker and exchange.
+/// The `[amqp]` table of the ride-sharing example, pointed at a test broker and exchange, and
+/// the example's two endpoints (read from docs/examples/ride-sharing/gateway.toml).
 #[derive(Debug, Clone)]
 pub struct Ride {
     /// `[amqp] url`.
@@ -127,18 +127,7 @@ data_encoding = {enc:?}
 prefetch = {prefetch}
 store_offline = {store}
 {dlx}
-[[endpoint]]
-path = "/ws/drivers"
-identity = "query:userID"
-roles = ["driver"]
-upstream = ["driver.cmd.trip_accept", "driver.cmd.trip_decline"]
-lifecycle = true
-
-[[endpoint]]
-path = "/ws/riders"
-identity = "query:userID"
-upstream = []
-"#,
+{endpoints}"#,
             url = self.url,
             exchange = self.exchange,
             bind = list(&self.bind),
@@ -146,8 +135,19 @@ upstream = []
             enc = self.data_encoding,
             prefetch = self.prefetch,
             store = self.store_offline,
+            endpoints = example_endpoints(),
         )
     }
+}
+
+/// The `[[endpoint]]` tables of docs/examples/ride-sharing/gateway.toml, as written there:
+/// the tests serve the example's endpoints, so the example cannot drift from what is tested.
+fn example_endpoints() -> &'static str {
+    let example = include_str!("../../docs/examples/ride-sharing/gateway.toml");
+    let at = example
+        .find("[[endpoint]]")
+        .expect("the example has [[endpoint]] tables");
+    &example[at..]
 }
 
 // ---- nodes -------------------------------------------------------------------------------
