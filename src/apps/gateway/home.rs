@@ -51,6 +51,12 @@ impl Directory {
             .flat_map(|d| d.workers.iter().map(|(w, _)| *w as usize))
     }
 
+    /// The directory's key for `user` (shared, so a message naming the user costs no
+    /// allocation), if it has devices.
+    pub fn key(&self, user: &str) -> Option<Arc<str>> {
+        self.users.get_key_value(user).map(|(k, _)| k.clone())
+    }
+
     /// The devices of `user` on this node.
     pub fn devices(&self, user: &str) -> u32 {
         self.users
@@ -115,6 +121,9 @@ mod tests {
         assert_eq!(w, [0, 1]);
         assert_eq!(d.devices("rider-1"), 3);
         assert_eq!(d.users().count(), 1);
+        // The key handed out is the stored one, not a copy.
+        assert!(d.key("rider-1").is_some_and(|k| Arc::ptr_eq(&k, &u)));
+        assert!(d.key("nobody").is_none());
         assert_eq!(d.down("rider-1", 1, 1), Some(1));
         assert_eq!(d.down("rider-1", 0, 1), Some(0));
         assert_eq!(d.workers("rider-1").collect::<Vec<_>>(), [1]);

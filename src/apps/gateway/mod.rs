@@ -646,12 +646,11 @@ impl Gateway {
         message_id: Option<&str>,
         cx: &mut GatewayCx<'_>,
     ) {
-        let stats = self.app.gateway.amqp.as_ref().map(|a| a.shared.clone());
         self.targets.clear();
         self.targets.extend(self.dir.workers(owner));
         if self.targets.is_empty() {
-            if let Some(s) = &stats {
-                s.stats.undelivered.fetch_add(1, Relaxed);
+            if let Some(a) = &self.app.gateway.amqp {
+                a.shared.stats.undelivered.fetch_add(1, Relaxed);
             }
             if let Some(o) = self.offline.as_mut() {
                 // Acknowledged once Redis has answered (stored here, or elsewhere, or failed).
@@ -664,8 +663,8 @@ impl Gateway {
             self.bridge(AmqpCmd::Ack { tag });
             return;
         }
-        if let Some(s) = &stats {
-            s.stats.delivered.fetch_add(1, Relaxed);
+        if let Some(a) = &self.app.gateway.amqp {
+            a.shared.stats.delivered.fetch_add(1, Relaxed);
         }
         self.out.clear();
         wire::event(&mut self.out, routing_key, data);
@@ -673,8 +672,12 @@ impl Gateway {
         let token = self.token();
         let mut remote = 0;
         let targets = std::mem::take(&mut self.targets);
-        let user: Option<Arc<str>> =
-            (targets.iter().any(|w| *w != self.me)).then(|| Arc::from(owner));
+        // The directory's own key (a refcount, no allocation per delivery).
+        let user: Option<Arc<str>> = targets
+            .iter()
+            .any(|w| *w != self.me)
+            .then(|| self.dir.key(owner))
+            .flatten();
         for &w in &targets {
             if w == self.me {
                 self.queue_local(owner, &mut out, cx);
