@@ -2,13 +2,16 @@
 //! gathered in one worker buffer and written right after the read. These tests hold the
 //! promises that buffer must not break, over real sockets with tungstenite as the peer:
 //! order against everything else the connection is sent (shared frames, control frames, the
-//! 101), no loss when the socket takes only part of it or more than the cork holds, and a
-//! connection that ends with a corked answer (a close frame, a refusal) ends at once.
+//! 101, messages the worker sent itself), no loss when the socket takes only part of it or
+//! more than the cork holds, and a connection that ends with a corked answer (a close
+//! frame, a refusal) ends at once.
 
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 use corecast::http::RequestHead;
@@ -19,7 +22,10 @@ use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
 use tungstenite::Message;
 
 /// Answers commands with several sends of different kinds to the sender itself.
-struct Replies;
+struct Replies {
+    /// Set by `on_peer` (after a pause) for a `local` command.
+    peer_done: Arc<AtomicBool>,
+}
 
 /// Size of each message of a `flood`.
 const FLOOD_SIZE: usize = 1000;
@@ -86,6 +92,12 @@ impl App for Replies {
                 let _ = cx.send(id, DataKind::Binary, &big);
                 let _ = cx.send(id, DataKind::Text, b"small last");
             }
+            ("local", _) => {
+                // A message to this worker itself, then the reply that says it is handled.
+                self.peer_done.store(false, SeqCst);
+                cx.send_peer(0, ());
+                let _ = cx.send(id, DataKind::Text, b"handled");
+            }
             ("bye", _) => {
                 let _ = cx.send(id, DataKind::Text, b"last words");
                 cx.close(id, CloseCode::NORMAL, "done");
@@ -98,10 +110,18 @@ impl App for Replies {
 
     fn on_close(&mut self, _id: ConnId, _c: (), _cx: &mut Cx<'_, (), ()>) {}
 
-    fn on_peer(&mut self, _msg: (), _cx: &mut Cx<'_, (), ()>) {}
+    fn on_peer(&mut self, _msg: (), _cx: &mut Cx<'_, (), ()>) {
+        std::thread::sleep(Duration::from_millis(200));
+        self.peer_done.store(true, SeqCst);
+    }
 }
 
 fn start() -> (ServerHandle<()>, SocketAddr) {
+    let (handle, addr, _) = start_with_flag();
+    (handle, addr)
+}
+
+fn start_with_flag() -> (ServerHandle<()>, SocketAddr, Arc<AtomicBool>) {
     let cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 1,
@@ -115,7 +135,14 @@ fn start() -> (ServerHandle<()>, SocketAddr) {
     };
     let server = Server::bind(cfg).unwrap();
     let addr = server.local_addr();
-    (server.start(|_| Replies).unwrap(), addr)
+    let flag = Arc::new(AtomicBool::new(false));
+    let peer_done = flag.clone();
+    let handle = server
+        .start(move |_| Replies {
+            peer_done: peer_done.clone(),
+        })
+        .unwrap();
+    (handle, addr, flag)
 }
 
 type Client = tungstenite::WebSocket<TcpStream>;
@@ -319,6 +346,26 @@ fn a_refusal_answered_from_the_cork_shuts_down_at_once() {
         "{}",
         String::from_utf8_lossy(&got)
     );
+    handle.shutdown();
+    handle.join();
+}
+
+/// A reply written with the messages the worker sent itself still unhandled could tell the
+/// client a thing is done before it is (the chat acks a leave once its request to the room's
+/// home is sent; a home on the same worker handles it after the read): such a reply waits
+/// for them.
+#[test]
+fn a_reply_after_a_message_to_the_worker_itself_waits_for_it() {
+    let (handle, addr, peer_done) = start_with_flag();
+    let mut ws = connect(addr);
+    for _ in 0..3 {
+        ws.send(Message::text("local")).unwrap();
+        assert_eq!(next_text(&mut ws), "handled");
+        assert!(
+            peer_done.load(SeqCst),
+            "the reply came before the worker handled its own message"
+        );
+    }
     handle.shutdown();
     handle.join();
 }

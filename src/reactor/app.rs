@@ -301,6 +301,12 @@ impl<S, P> Cx<'_, S, P> {
     /// Queues one data message for `id`, compressed for it if it negotiated
     /// permessage-deflate. A connection whose backlog (before this message) is over the
     /// send-buffer limit even after a flush attempt is evicted.
+    ///
+    /// When `id` is the connection whose input is being handled, the message is written
+    /// right after that read (corked with its other replies), unless the handler sent
+    /// messages to workers ([`Cx::send_peer`]): then it goes out at the end of the iteration,
+    /// once this worker handled its own messages and woke the others, so a reply never
+    /// claims what a worker has not done yet.
     pub fn send(&mut self, id: ConnId, kind: DataKind, payload: &[u8]) -> SendStatus {
         match self.conns.get_mut(id.key()) {
             Some(conn) if conn.gen == id.gen => self.ctx.send_owned(id.key(), conn, kind, payload),

@@ -144,6 +144,9 @@ pub(crate) struct Ctx<P> {
     pub(crate) to_wake: Vec<bool>,
     /// Messages this worker sent itself, handled later in the same iteration.
     pub(crate) local: VecDeque<P>,
+    /// Messages sent to workers (this one included) so far: a read whose handling sent any
+    /// does not write its cork at once (see `input::on_readable`).
+    pub(crate) peer_messages: u64,
     /// Generation for the next accepted connection.
     pub(crate) next_gen: u32,
 }
@@ -186,6 +189,7 @@ impl<P> Ctx<P> {
             peers,
             to_wake: vec![false; n],
             local: VecDeque::new(),
+            peer_messages: 0,
             next_gen: 0,
         }
     }
@@ -206,6 +210,7 @@ impl<P> Ctx<P> {
     }
 
     pub(crate) fn send_peer(&mut self, worker: usize, msg: P) {
+        self.peer_messages = self.peer_messages.wrapping_add(1);
         if worker == self.id {
             self.local.push_back(msg);
         } else if let Some(peer) = self.peers.get(worker) {
@@ -241,16 +246,25 @@ impl<P> Ctx<P> {
     }
 
     /// Writes what `key` corked while its input was handled (one send(2) for all its
-    /// replies to one read), queueing what the socket does not take. Ends the cork.
-    pub(crate) fn uncork<S>(&mut self, key: usize, conn: Option<&mut Conn<S>>) {
-        self.cork_key = NO_CORK;
+    /// replies to one read), queueing what the socket does not take; or, unless `write`,
+    /// queues all of it (flushed at the end of the iteration, after the messages the worker
+    /// sent itself). Ends the cork.
+    pub(crate) fn uncork<S>(&mut self, key: usize, conn: Option<&mut Conn<S>>, write: bool) {
         if self.cork.is_empty() {
+            self.cork_key = NO_CORK;
             return;
         }
         let Some(conn) = conn.filter(|c| c.phase != Phase::Closed) else {
+            self.cork_key = NO_CORK;
             self.cork.clear();
             return;
         };
+        if !write {
+            self.queue(key, conn); // takes the corked bytes
+            self.cork_key = NO_CORK;
+            return;
+        }
+        self.cork_key = NO_CORK;
         let mut written = 0;
         let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
         let failed = loop {

@@ -64,9 +64,15 @@ impl<A: App> Worker<A> {
             if !matches!(conn.phase, Phase::Lingering | Phase::Pending) {
                 // What the connection sends itself while this read is handled is corked
                 // and written once, right after (its replies to one read, in one send(2)).
+                // Unless the application sent messages to workers meanwhile: a reply may say
+                // they are done (an ack after a request to a room's home), so it waits in
+                // the queue, flushed at the end of the iteration as before the cork: after
+                // this worker handled its own messages and woke the others.
                 self.ctx.cork_key = key;
+                let sent = self.ctx.peer_messages;
                 self.handle_read(key, &mut buf[..n]);
-                self.ctx.uncork(key, self.conns.get_mut(key));
+                let write = self.ctx.peer_messages == sent;
+                self.ctx.uncork(key, self.conns.get_mut(key), write);
             } // else: discard
             if drained {
                 return true;
