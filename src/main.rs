@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use corecast::amqp::{Amqp, Sink as AmqpSink};
 use corecast::apps::chat::cluster::route;
 use corecast::apps::chat::msg::ChatMsg;
-use corecast::apps::gateway::msg::{home_of as gateway_home, GatewayMsg, RELAY_TOKEN};
+use corecast::apps::gateway::msg::{home_of as gateway_home, GatewayMsg, RELAY_CLIENT};
 use corecast::apps::{AppShared, Corecast, PeerMsg};
 use corecast::config::flags::Args;
 use corecast::config::load::{load, LoadError};
@@ -233,7 +233,7 @@ fn run() -> anyhow::Result<()> {
             deliver: Box::new(move |w, ev| {
                 let msg = match ev {
                     // The gateway's offline store asked.
-                    RelayEvent::Reply { token, .. } if token & RELAY_TOKEN != 0 => {
+                    RelayEvent::Reply { client, .. } if client == RELAY_CLIENT => {
                         PeerMsg::Gateway(GatewayMsg::Relay(ev))
                     }
                     RelayEvent::Up => {

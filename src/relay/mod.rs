@@ -62,6 +62,13 @@ impl Script {
     }
 }
 
+/// Which client on a worker asked for a reply (the chat's cluster layer, the gateway's
+/// offline store, ...). The relay passes it back untouched in [`RelayEvent::Reply`], and the
+/// process's sink routes the reply by it: the relay knows no applications, and two clients'
+/// tokens never need to be kept apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientId(pub u8);
+
 /// What a worker asks of the relay.
 #[derive(Debug)]
 pub enum RelayCmd {
@@ -72,7 +79,9 @@ pub enum RelayCmd {
         cmd: Vec<u8>,
         /// Who gets the reply.
         worker: usize,
-        /// The worker's correlation token.
+        /// Which of the worker's clients.
+        client: ClientId,
+        /// The client's correlation token.
         token: u64,
         /// Keep it while Redis is down and send it on reconnect (publishes).
         backlog: bool,
@@ -109,7 +118,9 @@ pub enum RelayEvent {
     /// The reply to a [`RelayCmd::Command`]; `Err` when it could not be sent or its connection
     /// failed before the reply came (it may or may not have run).
     Reply {
-        /// The worker's token.
+        /// The client that asked.
+        client: ClientId,
+        /// Its token.
         token: u64,
         /// The reply.
         reply: Result<resp::Reply, ()>,

@@ -23,7 +23,7 @@ use mio::{Events, Poll, Token};
 
 use super::link::{Link, LinkError};
 use super::resp::{write_command, PubSub, Reply};
-use super::{RelayCmd, RelayConfig, RelayEvent, RelayShared, RelayState, Script, Sink};
+use super::{ClientId, RelayCmd, RelayConfig, RelayEvent, RelayShared, RelayState, Script, Sink};
 
 const CMD: Token = Token(0);
 const SUB: Token = Token(1);
@@ -51,6 +51,7 @@ enum Pending {
     /// A worker's command: the reply goes back to it.
     Worker {
         worker: usize,
+        client: ClientId,
         token: u64,
         sent: Instant,
     },
@@ -62,6 +63,7 @@ enum Pending {
 struct Queued {
     cmd: Vec<u8>,
     worker: usize,
+    client: ClientId,
     token: u64,
     quiet: bool,
 }
@@ -267,15 +269,17 @@ impl RelayThread {
             RelayCmd::Command {
                 cmd,
                 worker,
+                client,
                 token,
                 backlog,
             } => {
                 if self.up && (self.grace_until.is_none() || !backlog) {
-                    self.send_worker_command(cmd, worker, token, false);
+                    self.send_worker_command(cmd, worker, client, token);
                 } else if backlog {
                     self.push_backlog(Queued {
                         cmd,
                         worker,
+                        client,
                         token,
                         quiet: false,
                     });
@@ -283,6 +287,7 @@ impl RelayThread {
                     self.deliver(
                         worker,
                         RelayEvent::Reply {
+                            client,
                             token,
                             reply: Err(()),
                         },
@@ -296,6 +301,7 @@ impl RelayThread {
                     self.push_backlog(Queued {
                         cmd,
                         worker: 0,
+                        client: ClientId(0),
                         token: 0,
                         quiet: true,
                     });
@@ -340,6 +346,7 @@ impl RelayThread {
                     self.deliver(
                         dropped.worker,
                         RelayEvent::Reply {
+                            client: dropped.client,
                             token: dropped.token,
                             reply: Err(()),
                         },
@@ -354,11 +361,12 @@ impl RelayThread {
             .store(self.backlog.len() as u64, Relaxed);
     }
 
-    fn send_worker_command(&mut self, cmd: Vec<u8>, worker: usize, token: u64, _: bool) {
+    fn send_worker_command(&mut self, cmd: Vec<u8>, worker: usize, client: ClientId, token: u64) {
         if let Some(link) = self.cmd.as_mut() {
             link.out().extend_from_slice(&cmd);
             self.pending.push_back(Pending::Worker {
                 worker,
+                client,
                 token,
                 sent: Instant::now(),
             });
@@ -468,6 +476,7 @@ impl RelayThread {
             }
             Some(Pending::Worker {
                 worker,
+                client,
                 token,
                 sent,
             }) => {
@@ -475,6 +484,7 @@ impl RelayThread {
                 self.deliver(
                     worker,
                     RelayEvent::Reply {
+                        client,
                         token,
                         reply: Ok(reply),
                     },
@@ -599,7 +609,7 @@ impl RelayThread {
             if q.quiet {
                 self.send_quiet(q.cmd);
             } else {
-                self.send_worker_command(q.cmd, q.worker, q.token, true);
+                self.send_worker_command(q.cmd, q.worker, q.client, q.token);
             }
         }
         self.shared.stats.backlog.store(0, Relaxed);
@@ -618,11 +628,17 @@ impl RelayThread {
         // publish sent twice would be delivered twice).
         for p in std::mem::take(&mut self.pending) {
             match p {
-                Pending::Worker { worker, token, .. } => {
+                Pending::Worker {
+                    worker,
+                    client,
+                    token,
+                    ..
+                } => {
                     self.shared.stats.dropped_in_flight.fetch_add(1, Relaxed);
                     self.deliver(
                         worker,
                         RelayEvent::Reply {
+                            client,
                             token,
                             reply: Err(()),
                         },

@@ -45,8 +45,12 @@ use crate::http::{Response, Status};
 use crate::reactor::{ConnId, Millis, Outbound};
 use crate::relay::envelope::{Envelope, Target};
 use crate::relay::resp::{Command, Reply as Resp};
-use crate::relay::{RelayCmd, RelayEvent, RelayHandle, Script};
+use crate::relay::{ClientId, RelayCmd, RelayEvent, RelayHandle, Script};
 use crate::ws::DataKind;
+
+/// The chat's name as a relay client (the gateway's is [`crate::apps::gateway::msg::RELAY_CLIENT`]):
+/// the relay's sink hands the replies to its commands to the chat.
+pub const RELAY_CLIENT: ClientId = ClientId(0);
 
 /// Heartbeat period, ms; a node silent for 3 of them is dead.
 const BEAT_MS: Millis = 2_000;
@@ -275,6 +279,7 @@ impl Cluster {
         self.send(RelayCmd::Command {
             cmd,
             worker,
+            client: RELAY_CLIENT,
             token,
             backlog,
         });
@@ -1357,7 +1362,7 @@ impl Chat {
                     _ => self.relay_user_message(&env, cx),
                 }
             }
-            RelayEvent::Reply { token, reply } => {
+            RelayEvent::Reply { token, reply, .. } => {
                 let Some(p) = self
                     .cluster
                     .as_mut()

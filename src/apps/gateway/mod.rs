@@ -527,7 +527,7 @@ impl Gateway {
     pub fn on_peer(&mut self, msg: GatewayMsg, cx: &mut GatewayCx<'_>) {
         match msg {
             GatewayMsg::Amqp(ev) => self.on_amqp(ev, cx),
-            GatewayMsg::Relay(RelayEvent::Reply { token, reply }) => {
+            GatewayMsg::Relay(RelayEvent::Reply { token, reply, .. }) => {
                 self.on_relay_reply(token, &reply, cx);
             }
             GatewayMsg::Relay(_) => {}

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use crate::amqp::AmqpEvent;
 use crate::reactor::SharedFrame;
-use crate::relay::RelayEvent;
+use crate::relay::{ClientId, RelayEvent};
 
-/// Set in the tokens of the gateway's Redis commands: the relay's sink hands their replies to
-/// the gateway (the chat's tokens count up from 0 and never reach it).
-pub const RELAY_TOKEN: u64 = 1 << 63;
+/// The gateway's name as a relay client: the relay's sink hands the replies to its Redis
+/// commands to the gateway.
+pub const RELAY_CLIENT: ClientId = ClientId(1);
 
 /// The gateway home of `user`: every worker computes the same one.
 pub fn home_of(user: &str, workers: usize) -> usize {
@@ -27,7 +27,7 @@ pub fn home_of(user: &str, workers: usize) -> usize {
 pub enum GatewayMsg {
     /// From the bridge (to the owner's home, to the publishing worker, or to every worker).
     Amqp(AmqpEvent),
-    /// From the Redis relay: the reply to one of the gateway's commands ([`RELAY_TOKEN`]).
+    /// From the Redis relay: the reply to one of the gateway's commands ([`RELAY_CLIENT`]).
     Relay(RelayEvent),
     /// From the Redis relay: connected (again); every worker registers its users again.
     RelayUp,

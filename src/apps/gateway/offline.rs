@@ -13,8 +13,8 @@
 //! - A device that opens takes its user's inbox (`inbox.lua`: read and delete at once) and
 //!   gets each stored frame, oldest first.
 //!
-//! Replies come back through the relay with tokens that have [`super::msg::RELAY_TOKEN`] set,
-//! which the relay's sink routes to the gateway instead of the chat. Owns the keys and the
+//! Commands go to the relay as client [`super::msg::RELAY_CLIENT`], by which the relay's sink
+//! routes their replies to the gateway instead of the chat. Owns the keys and the
 //! pending replies; the decisions (when to store, what to ack) are `mod.rs`'s.
 
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ use crate::reactor::ConnId;
 use crate::relay::resp::{evalsha, Reply};
 use crate::relay::{RelayCmd, RelayHandle, RelayState};
 
-use super::msg::RELAY_TOKEN;
+use super::msg::RELAY_CLIENT;
 
 /// How long an event's mark keeps other nodes from storing their copy: longer than a node's
 /// queue outlives it ([`crate::amqp::QUEUE_EXPIRES`]), so a node coming back with a backlog
@@ -94,11 +94,12 @@ impl Offline {
 
     fn ask(&mut self, worker: usize, cmd: Vec<u8>, pending: Pending, backlog: bool) {
         self.next_token = self.next_token.wrapping_add(1);
-        let token = RELAY_TOKEN | (self.next_token & !RELAY_TOKEN);
+        let token = self.next_token;
         self.pending.insert(token, pending);
         self.relay.send_later(RelayCmd::Command {
             cmd,
             worker,
+            client: RELAY_CLIENT,
             token,
             backlog,
         });
