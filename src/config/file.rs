@@ -545,9 +545,14 @@ impl ConfigFile {
                         ),
                     )),
                 };
+            let ignored_param = match (&e.identity, jwt) {
+                (Some((Identity::Query(p), _)), true) => Some(p.clone()),
+                _ => None,
+            };
             endpoints.push(EndpointConfig {
                 path: e.path.clone(),
                 identity,
+                ignored_param,
                 roles: e.roles.clone(),
                 upstream: e.upstream.clone(),
                 lifecycle: e.lifecycle,

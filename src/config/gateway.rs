@@ -105,6 +105,10 @@ pub struct EndpointConfig {
     /// Who a connection belongs to. Effective value: always [`Identity::Jwt`] when
     /// `--jwt-secret` is set (the query parameter is then ignored).
     pub identity: Identity,
+    /// With `--jwt-secret`, the parameter a `query:NAME` identity in the file named: ignored
+    /// for identity, and left out of lifecycle events' `query` (a client could set it to
+    /// anyone, and a service reading it would take it for the user). `None` otherwise.
+    pub ignored_param: Option<String>,
     /// With JWT identity, the token's `role` or `roles` claim must hold one of these (403
     /// otherwise); empty: any authenticated user. Not checked in development mode (query
     /// identity). Default: empty.

@@ -102,7 +102,11 @@ fn gateway_auth_roles_with_jwt() {
 
     // Drivers get in with `role` or `roles`; riders on the endpoint without roles. The query's
     // userID is not who they are.
-    let mut d7 = node.device(&format!("/ws/drivers?userID=driver-1&token={driver}"));
+    let lifecycle = unique("lifecycle");
+    svc.queue(&lifecycle, &exchange, &["gateway.connected"]);
+    let mut d7 = node.device(&format!(
+        "/ws/drivers?userID=driver-1&car=blue&token={driver}"
+    ));
     let mut d8 = node.device(&format!("/ws/drivers?token={many}"));
     let mut r1 = node.device(&format!("/ws/riders?token={rider}&userID=rider-2"));
     let mut r_plain = node.device(&format!("/ws/riders?token={plain}"));
@@ -123,6 +127,20 @@ fn gateway_auth_roles_with_jwt() {
         );
     }
     d7.expect(&frame("driver.cmd.trip_request", "\"driver-7\""));
+    // Its lifecycle event is driver-7's, and its query leaves out the userID the client
+    // added (a service reading it would take driver-1 for the user), as the token.
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let m = svc
+            .get(&lifecycle, Duration::from_secs(10))
+            .expect("a connected event for each driver");
+        events.push(String::from_utf8(m.delivery.data.clone()).unwrap());
+    }
+    let d7_event = events
+        .iter()
+        .find(|e| e.starts_with(r#"{"ownerId":"driver-7""#))
+        .unwrap_or_else(|| panic!("no event of driver-7 in {events:?}"));
+    assert!(d7_event.contains(r#""query":{"car":"blue"}"#), "{d7_event}");
     d8.expect(&frame("driver.cmd.trip_request", "\"driver-8\""));
     r1.expect(&frame("trip.event.x", "\"rider-1\""));
     r_plain.expect(&frame("trip.event.x", "\"someone\""));
@@ -146,9 +164,9 @@ fn gateway_auth_roles_with_jwt() {
         (&"error".into(), &"upstream_unavailable".into(), &"b".into()),
         "{v}"
     );
-    assert_eq!(metric(addr, "corecast_amqp_published_total"), 1.0);
-    // (And the gateway.connected of the two drivers: nobody binds them either.)
-    assert_eq!(metric(addr, "corecast_amqp_unroutable_total"), 3.0);
+    // Published: the accept and the two drivers' gateway.connected (bound above).
+    assert_eq!(metric(addr, "corecast_amqp_published_total"), 3.0);
+    assert_eq!(metric(addr, "corecast_amqp_unroutable_total"), 1.0);
     // A queue that refuses it: the broker nacks the publish, the client hears so too.
     let full = unique("full");
     let mut args = FieldTable::default();
@@ -180,8 +198,8 @@ fn gateway_auth_roles_with_jwt() {
         (&"error".into(), &"upstream_unavailable".into(), &"n".into()),
         "{v}"
     );
-    assert_eq!(metric(addr, "corecast_amqp_publish_failed_total"), 4.0);
-    assert_eq!(metric(addr, "corecast_amqp_unroutable_total"), 3.0);
+    assert_eq!(metric(addr, "corecast_amqp_publish_failed_total"), 2.0);
+    assert_eq!(metric(addr, "corecast_amqp_unroutable_total"), 1.0);
 
     // Without [amqp] there is no bridge.
     let plain_server = Server::start(&[]);

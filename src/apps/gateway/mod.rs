@@ -64,6 +64,9 @@ pub struct Endpoint {
     pub path: String,
     /// The query parameter naming the user in development mode; `None` with JWT identity.
     pub param: Option<String>,
+    /// The query parameter kept out of lifecycle events: the identity one, or with JWT
+    /// identity the one the file named (which a client may set to anyone).
+    pub unlisted: Option<String>,
     /// Roles of which a token must hold one (empty: any).
     pub roles: Vec<String>,
     /// Topic patterns a client message's type must match to go upstream.
@@ -79,6 +82,10 @@ impl Endpoint {
             param: match &e.identity {
                 Identity::Query(p) => Some(p.clone()),
                 Identity::Jwt => None,
+            },
+            unlisted: match &e.identity {
+                Identity::Query(p) => Some(p.clone()),
+                Identity::Jwt => e.ignored_param.clone(),
             },
             roles: e.roles.clone(),
             upstream: e.upstream.clone(),
@@ -330,7 +337,7 @@ impl Gateway {
                 let mut query = Vec::new();
                 if ep.lifecycle {
                     let pairs = query_pairs(head.target.as_bytes());
-                    let skip = |k: &str| k == "token" || ep.param.as_deref() == Some(k);
+                    let skip = |k: &str| k == "token" || ep.unlisted.as_deref() == Some(k);
                     wire::query_object(
                         &mut query,
                         pairs
