@@ -1,7 +1,9 @@
-//! The state of a node's link to an outside service (the Redis relay, the AMQP bridge), as
-//! `/health` shows it, and the atomic cell its thread writes and everyone reads.
+//! What a node's links to outside services (the Redis relay, the AMQP bridge) share: their
+//! state as `/health` shows it, the atomic cell a link's thread writes and everyone reads, and
+//! the [`WorkerSink`] through which the thread hands events to the workers.
 //!
-//! Owns only the three states and their names; what "up" means is each link's business.
+//! Owns only these shapes; what "up" means, and which worker gets which event, is each link's
+//! business.
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
@@ -51,6 +53,23 @@ impl StateCell {
     pub fn set(&self, s: LinkState) {
         self.0.store(s as u8, Relaxed);
     }
+}
+
+/// How a link's thread reaches the workers (it never touches a worker's state).
+///
+/// `deliver` must not block (an unbounded inbox) and does not wake the worker; `wake` is
+/// called once per worker per iteration of the link's thread, after its events were
+/// delivered; `route(key)` (< `workers`) is the worker for events that belong to a key (a
+/// channel, an owner).
+pub struct WorkerSink<E, K: ?Sized> {
+    /// Hands an event to a worker (into its inbox, without waking it).
+    pub deliver: Box<dyn Fn(usize, E) + Send>,
+    /// Wakes a worker.
+    pub wake: Box<dyn Fn(usize) + Send>,
+    /// The worker for a key's events.
+    pub route: Box<dyn Fn(&K) -> usize + Send>,
+    /// Number of workers.
+    pub workers: usize,
 }
 
 #[cfg(test)]

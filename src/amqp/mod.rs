@@ -346,31 +346,12 @@ impl AmqpShared {
     }
 }
 
-/// Hands an event to a worker (into its inbox, without waking it).
-pub type DeliverFn = Box<dyn Fn(usize, AmqpEvent) + Send>;
-/// Wakes a worker (once per bridge iteration, after its events were handed over).
-pub type WakeFn = Box<dyn Fn(usize) + Send>;
-/// The worker that handles an owner's deliveries.
-pub type RouteFn = Box<dyn Fn(&str) -> usize + Send>;
-
 /// How the bridge reaches the workers.
 ///
 /// - [`AmqpEvent::Delivery`] goes to `route(owner)`;
 /// - [`AmqpEvent::Confirmed`] to the worker that published;
 /// - [`AmqpEvent::Up`] and [`AmqpEvent::Down`] to every worker `0..workers`.
-///
-/// `deliver` must not block (an unbounded inbox); `wake` is called once per worker per bridge
-/// iteration after its events were delivered.
-pub struct Sink {
-    /// Hands an event to a worker.
-    pub deliver: DeliverFn,
-    /// Wakes a worker.
-    pub wake: WakeFn,
-    /// The worker for an owner's deliveries (< `workers`).
-    pub route: RouteFn,
-    /// Number of workers.
-    pub workers: usize,
-}
+pub type Sink = crate::link::WorkerSink<AmqpEvent, str>;
 
 /// The sending half the workers share; the last one dropped wakes the bridge so it notices.
 #[derive(Debug)]

@@ -224,25 +224,9 @@ impl RelayShared {
     }
 }
 
-/// Hands an event to a worker (into its inbox, without waking it).
-pub type DeliverFn = Box<dyn Fn(usize, RelayEvent) + Send>;
-/// Wakes a worker (once per relay iteration, after its events were handed over).
-pub type WakeFn = Box<dyn Fn(usize) + Send>;
-/// The worker that handles a channel's messages.
-pub type RouteFn = Box<dyn Fn(&[u8]) -> usize + Send>;
-
-/// How the relay reaches the workers: `deliver(worker, event)` (into the worker's inbox, waking
-/// it) and `route(channel)` (which worker handles messages of a channel).
-pub struct Sink {
-    /// Hands an event to a worker.
-    pub deliver: DeliverFn,
-    /// Wakes a worker.
-    pub wake: WakeFn,
-    /// The worker for a channel's messages.
-    pub route: RouteFn,
-    /// Number of workers.
-    pub workers: usize,
-}
+/// How the relay reaches the workers: `route(channel)` is the worker that handles a channel's
+/// messages; a reply goes to the worker that asked, `Up`/`Down` to every worker.
+pub type Sink = crate::link::WorkerSink<RelayEvent, [u8]>;
 
 /// The workers' side of the relay: send commands, read its state.
 #[derive(Debug, Clone)]
