@@ -408,15 +408,7 @@ fn bridge_against_rabbitmq() {
             .expect("upstream message");
         let want = format!(r#"{{"ownerId":"driver-1","data":{{"tripId":"t{i}"}}}}"#);
         assert_eq!(String::from_utf8(m.delivery.data.clone()).unwrap(), want);
-        assert_eq!(*m.delivery.properties.delivery_mode(), Some(2));
-        assert_eq!(
-            m.delivery
-                .properties
-                .content_type()
-                .as_ref()
-                .map(|c| c.as_str()),
-            Some("application/json")
-        );
+        rabbit::assert_persistent_json(&m);
     }
     bridge.publish("nobody.listens", b"{}".to_vec(), 7);
     assert!(!bridge.confirmed(7), "an unroutable publish is not ok");

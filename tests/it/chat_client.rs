@@ -12,7 +12,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 
 use crate::harness::{HttpResponse, Raw};
@@ -32,19 +31,7 @@ pub struct Client {
 
 /// Opens `/ws?username=<user>` without reading anything.
 pub fn open(addr: SocketAddr, user: &str) -> Client {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .expect("timeout");
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(64 << 20));
-    let url = format!("ws://{addr}/ws?username={user}");
-    let (ws, resp) = tungstenite::client::client_with_config(url, stream, Some(config))
-        .map_err(|e| e.to_string())
-        .expect("websocket handshake");
-    assert_eq!(resp.status().as_u16(), 101);
+    let ws = crate::harness::ws_with_timeout(addr, &format!("/ws?username={user}"), READ_TIMEOUT);
     Client {
         ws,
         user: user.to_string(),

@@ -18,7 +18,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 
 use crate::chat_client::{health, READ_TIMEOUT};
@@ -267,19 +266,7 @@ pub struct Device {
 
 /// Opens a device on `path` (with its query); the upgrade must succeed.
 pub fn device(addr: SocketAddr, path: &str) -> Device {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .expect("timeout");
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(64 << 20));
-    let (ws, resp) =
-        tungstenite::client::client_with_config(format!("ws://{addr}{path}"), stream, Some(config))
-            .map_err(|e| e.to_string())
-            .unwrap_or_else(|e| panic!("upgrade of {path}: {e}"));
-    assert_eq!(resp.status().as_u16(), 101);
+    let ws = crate::harness::ws_with_timeout(addr, path, READ_TIMEOUT);
     Device {
         ws,
         path: path.to_owned(),

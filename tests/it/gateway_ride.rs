@@ -55,19 +55,7 @@ fn gateway_ride_flow() {
         String::from_utf8(m.delivery.data.clone()).unwrap(),
         r#"{"ownerId":"driver-1","data":{"tripId":"t1","eta":240}}"#
     );
-    assert_eq!(
-        *m.delivery.properties.delivery_mode(),
-        Some(2),
-        "persistent"
-    );
-    assert_eq!(
-        m.delivery
-            .properties
-            .content_type()
-            .as_ref()
-            .map(|c| c.as_str()),
-        Some("application/json")
-    );
+    crate::rabbit::assert_persistent_json(&m);
 
     // The Trip Service tells the rider: every device.
     let assigned = r#"{"tripId":"t1","driver":{"id":"driver-1","car":{"plate":"34 ABC 12","model":"Tofa\u015f"}},"eta":240}"#;

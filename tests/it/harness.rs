@@ -148,16 +148,22 @@ pub type Ws = tungstenite::WebSocket<TcpStream>;
 /// Connects a tungstenite client to `path` (reads time out after [`IO_TIMEOUT`]; messages up
 /// to 64 MiB are accepted).
 pub fn ws(addr: SocketAddr, path: &str) -> Ws {
+    ws_with_timeout(addr, path, IO_TIMEOUT)
+}
+
+/// [`ws`] with reads timing out after `timeout` (the chat and gateway clients wait longer).
+/// The upgrade must succeed (101).
+pub fn ws_with_timeout(addr: SocketAddr, path: &str, timeout: Duration) -> Ws {
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
     let config = WebSocketConfig::default()
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20));
     let (ws, resp) =
         tungstenite::client::client_with_config(format!("ws://{addr}{path}"), stream, Some(config))
             .map_err(|e| e.to_string())
-            .expect("websocket handshake");
+            .unwrap_or_else(|e| panic!("upgrade of {path}: {e}"));
     assert_eq!(resp.status().as_u16(), 101);
     ws
 }

@@ -216,6 +216,23 @@ impl Drop for Rabbit {
 
 // ---- a service (the test's own AMQP client) ---------------------------------------------
 
+/// What corecast publishes upstream carries: persistent (delivery mode 2), JSON.
+pub fn assert_persistent_json(m: &lapin::message::BasicGetMessage) {
+    assert_eq!(
+        *m.delivery.properties.delivery_mode(),
+        Some(2),
+        "persistent"
+    );
+    assert_eq!(
+        m.delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str()),
+        Some("application/json")
+    );
+}
+
 /// A lapin client on a current-thread runtime, used blockingly.
 pub struct Service {
     /// Runs the client's futures.
