@@ -128,8 +128,6 @@ pub(crate) struct Ctx<P> {
     pub(crate) deflate: WorkerDeflate,
     /// Scratch for inflated messages.
     pub(crate) inflated: Vec<u8>,
-    /// Scratch for a handshake's 101 ([`Ctx::write_first`]).
-    pub(crate) scratch: Vec<u8>,
     /// The connection whose input is being handled ([`NO_CORK`] between reads): what it
     /// sends itself goes into `cork`, written straight to its socket after the read.
     pub(crate) cork_key: usize,
@@ -183,7 +181,6 @@ impl<P> Ctx<P> {
                 cfg.compression_min_size,
             ),
             inflated: Vec::new(),
-            scratch: Vec::new(),
             cork_key: NO_CORK,
             cork: Vec::new(),
             peers,
@@ -250,72 +247,47 @@ impl<P> Ctx<P> {
     /// queues all of it (flushed at the end of the iteration, after the messages the worker
     /// sent itself). Ends the cork.
     pub(crate) fn uncork<S>(&mut self, key: usize, conn: Option<&mut Conn<S>>, write: bool) {
-        if self.cork.is_empty() {
-            self.cork_key = NO_CORK;
-            return;
-        }
-        let Some(conn) = conn.filter(|c| c.phase != Phase::Closed) else {
-            self.cork_key = NO_CORK;
-            self.cork.clear();
-            return;
-        };
-        if !write {
-            self.queue(key, conn); // takes the corked bytes
-            self.cork_key = NO_CORK;
-            return;
+        match conn.filter(|c| c.phase != Phase::Closed) {
+            _ if self.cork.is_empty() => {}
+            None => self.cork.clear(),
+            Some(conn) if !write => {
+                self.queue(key, conn); // takes the corked bytes
+            }
+            Some(conn) => self.write_cork(key, conn),
         }
         self.cork_key = NO_CORK;
-        let mut written = 0;
-        let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
-        let failed = loop {
-            match std::io::Write::write(&mut sock, &self.cork) {
-                Ok(n) => {
-                    written = n;
-                    break false;
+    }
+
+    /// One send(2) of the cork; the rest, if any, to the queue.
+    fn write_cork<S>(&mut self, key: usize, conn: &mut Conn<S>) {
+        let written = {
+            let mut sock = SocketWriter(socket2::SockRef::from(&conn.sock));
+            loop {
+                match std::io::Write::write(&mut sock, &self.cork) {
+                    Ok(n) => break Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(0),
+                    Err(e) => break Err(e),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break e.kind() != std::io::ErrorKind::WouldBlock,
             }
         };
-        if failed {
-            self.cork.clear();
-            self.close_now(key, conn);
+        let Ok(written) = written else {
+            self.close_now(key, conn); // clears the cork
             return;
-        }
+        };
         if written > 0 {
             conn.out_progress = self.now;
             stats::add(&self.stats.bytes_out, written as u64);
         }
         if written < self.cork.len() {
-            self.mark_dirty(key, conn);
-            if conn.out.is_none() {
-                conn.out_progress = self.now;
-            }
-            let q = conn.out.get_or_insert_with(|| self.queues.get());
-            let rest = &self.cork[written..];
-            q.push_owned(&mut self.bufs, |v| v.extend_from_slice(rest));
-            self.cork.clear();
+            self.cork.drain(..written);
+            self.queue(key, conn); // takes the rest, flushed later
         } else {
             self.cork.clear();
             if conn.phase == Phase::Lingering {
                 // An answer or a close frame is out: shut down or close, as a flush would.
                 self.flush(key, conn);
             }
-        }
-    }
-
-    /// Puts `bytes` (a handshake's 101) before anything the connection sent: at the front
-    /// of its cork while the read that brought the request is handled (written at once with
-    /// what `App::on_open` sent, when the read ends, and a burst of handshakes borrows no
-    /// buffer from the pool, which would keep them); in front of its queue when it has one.
-    pub(crate) fn write_first<S>(&mut self, key: usize, conn: &mut Conn<S>, bytes: &[u8]) {
-        if let Some(q) = conn.out.as_mut() {
-            q.push_front_owned(&mut self.bufs, bytes);
-        } else if key == self.cork_key {
-            self.cork.splice(0..0, bytes.iter().copied());
-        } else {
-            let q = self.queue(key, conn);
-            q.push_owned(&mut self.bufs, |v| v.extend_from_slice(bytes));
         }
     }
 
@@ -467,10 +439,15 @@ impl<P> Ctx<P> {
         self.push_own(key, conn, |v| encode_frame(v, opcode, 0, payload));
     }
 
-    /// Bytes the connection produced itself (a control frame, an HTTP answer): into the
-    /// cork when they answer the input being handled and nothing is queued, else into its
-    /// queue.
-    fn push_own<S>(&mut self, key: usize, conn: &mut Conn<S>, fill: impl FnOnce(&mut Vec<u8>)) {
+    /// Bytes the connection produced itself (a 101, a control frame, an HTTP answer): into
+    /// the cork when they answer the input being handled and nothing is queued, else into
+    /// its queue.
+    pub(crate) fn push_own<S>(
+        &mut self,
+        key: usize,
+        conn: &mut Conn<S>,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) {
         if key == self.cork_key && conn.out.is_none() && self.cork.len() <= CORK_LIMIT {
             fill(&mut self.cork);
         } else {

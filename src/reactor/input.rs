@@ -229,9 +229,12 @@ impl<A: App> Worker<A> {
                 };
                 let negotiated = deflate::negotiate(head.extensions(), self.ctx.deflate.mode);
                 let ext = negotiated.as_ref().map(|(_, r)| r.as_str());
-                let mut accept = std::mem::take(&mut self.ctx.scratch);
-                accept.clear();
-                write_accept(&mut accept, &upgrade, None, ext);
+                // The 101 goes first into the connection's own output, with what `on_open`
+                // sends after it, all written once this read is handled: after `on_open`. A
+                // client may act on the 101 at once (a gateway device is owed every event
+                // published after it sees it), so what `on_open` sets up is in place before.
+                self.ctx
+                    .push_own(key, conn, |v| write_accept(v, &upgrade, None, ext));
                 conn.deflate = negotiated.map(|(p, _)| Box::new(ConnDeflate::new(p)));
                 conn.phase = Phase::Open;
                 conn.limit = max_message.min(u32::MAX as usize) as u32;
@@ -241,17 +244,9 @@ impl<A: App> Worker<A> {
                 let mut state = state;
                 let (app, mut cx) = self.cx();
                 app.on_open(id, &mut state, &mut cx);
-                // The 101 only after `on_open`: a client may act on it at once (a gateway
-                // device is owed every event published after it sees the 101), so what
-                // `on_open` sets up must be in place before; what `on_open` queued goes after
-                // the 101.
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.app = Some(state);
-                    if conn.phase != Phase::Closed {
-                        self.ctx.write_first(key, conn, &accept);
-                    }
                 }
-                self.ctx.scratch = accept;
                 Some(head.head_len)
             }
         }

@@ -94,16 +94,6 @@ impl OutQueue {
         self.bytes += tail.len() - before;
     }
 
-    /// Puts `bytes` before everything queued (a handshake's 101 ahead of the frames the
-    /// application queued when the connection opened). A partly written chunk stays first.
-    pub(crate) fn push_front_owned(&mut self, pool: &mut BufPool, bytes: &[u8]) {
-        let mut v = pool.get_buf();
-        v.extend_from_slice(bytes);
-        self.bytes += v.len();
-        let at = usize::from(self.head_offset > 0).min(self.chunks.len());
-        self.chunks.insert(at, Chunk::Owned(v));
-    }
-
     /// Appends a shared frame.
     pub(crate) fn push_shared(&mut self, frame: SharedFrame) {
         self.bytes += frame.len();
@@ -280,28 +270,6 @@ mod tests {
         w.budget = 100;
         assert_eq!(q.write_to(&mut w, &mut pool).unwrap(), 6);
         assert_eq!(w.out, b"abcdefghijk");
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn push_front_goes_first_but_after_a_partly_written_head() {
-        let mut pool = BufPool::new(1 << 20);
-        let mut q = OutQueue::default();
-        q.push_owned(&mut pool, |v| v.extend_from_slice(b"welcome"));
-        q.push_shared(SharedFrame::from_static(b"ev"));
-        q.push_front_owned(&mut pool, b"101;");
-        assert_eq!(q.len(), 13);
-        let mut w = Trickle {
-            out: Vec::new(),
-            cap: 3,
-            budget: 2,
-        };
-        assert_eq!(q.write_to(&mut w, &mut pool).unwrap(), 2);
-        // The head is partly written: what comes now goes after it.
-        q.push_front_owned(&mut pool, b"!");
-        w.budget = 100;
-        assert_eq!(q.write_to(&mut w, &mut pool).unwrap(), 12);
-        assert_eq!(w.out, b"101;!welcomeev");
         assert!(q.is_empty());
     }
 
